@@ -1,0 +1,388 @@
+//! The commit pipeline: validation, seq assignment, group commit, and checkpoints.
+//!
+//! 1. Under the writer lock a transaction is validated against the latest state (pending
+//!    commits included), given the next seq and a timestamp that never decreases, encoded
+//!    (WAL record and segment frames), installed in the in-memory state (invisible to
+//!    readers until durable) and queued. Seqs enter the queue in order.
+//! 2. Outside the lock the committer waits until its seq is durable. If no commit is being
+//!    flushed it becomes the leader: it takes the whole queue, appends it to the WAL as one
+//!    batch and fsyncs once, so concurrent committers share one fsync (group commit). Then
+//!    it appends the events to the table segments (no fsync), publishes the new visible seq,
+//!    and wakes the others.
+//! 3. A failed WAL write or fsync poisons the engine: the batch is not acknowledged, and every
+//!    later write is refused with [`Error::Poisoned`] until the database is reopened, because
+//!    after a failed fsync the kernel may have dropped the dirty pages, so a retry could
+//!    report success for data that is gone. A failure after the WAL fsync (segments,
+//!    checkpoint) still acknowledges the batch, which recovery replays from the WAL, and
+//!    poisons the engine for later writes.
+//! 4. When the WAL passes its size limit, the leader checkpoints: see
+//!    [`crate::storage::checkpoint`] for the fsync order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::db::{CommitInfo, Database};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::schema::{TableMeta, TableSchema};
+use crate::state::State;
+use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, SegmentPos};
+use crate::storage::frame::{FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC};
+use crate::storage::fs::{Fs, FsFile, write_atomic};
+use crate::storage::segment::{self, SEGMENTS_DIR};
+use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
+
+/// Seq and time of the last transaction given a seq (durable or not).
+#[derive(Debug, Default)]
+pub(crate) struct WriterState {
+    pub last_seq: u64,
+    pub last_ms: u64,
+}
+
+/// A commit waiting for its batch to be made durable.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    seq: u64,
+    unix_ms: u64,
+    wal_record: Vec<u8>,
+    tables: Vec<TableWrite>,
+}
+
+/// The segment frames of one table in one transaction, and its derived files after DDL.
+#[derive(Debug)]
+pub(crate) struct TableWrite {
+    pub table: String,
+    pub frames: Vec<u8>,
+    /// Whether the transaction changed the table's schema.
+    pub schema_changed: bool,
+    /// The derived files to rewrite after a schema change.
+    pub derived: Option<DerivedFiles>,
+}
+
+/// The contents of a table's `schema.yaml` and `meta.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DerivedFiles {
+    pub meta: TableMeta,
+    pub schema: Option<TableSchema>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    pub pending: Vec<Pending>,
+    pub leader: bool,
+    pub durable_seq: u64,
+    pub durable_ms: u64,
+    pub poisoned: Option<String>,
+}
+
+/// The open segment of a table.
+#[derive(Debug)]
+pub(crate) struct SegmentWriter {
+    pub id: u32,
+    pub file: Box<dyn FsFile>,
+    pub dirty: bool,
+}
+
+/// Open files; only the group-commit leader (or open/close) touches them.
+#[derive(Debug)]
+pub(crate) struct IoState {
+    pub wal: Box<dyn FsFile>,
+    pub segments: BTreeMap<String, SegmentWriter>,
+    /// Rotated-away segments with writes not yet fsynced.
+    pub rotated: Vec<Box<dyn FsFile>>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) fn table_dir(root: &Path, table: &str) -> PathBuf {
+    root.join("tables").join(table)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// The derived files of `table` as the state says they are now.
+pub(crate) fn derived_files(state: &State, table: &str) -> Option<DerivedFiles> {
+    let t = state.tables.get(table)?;
+    let last = t.schemas.last()?;
+    let schema = last.schema.as_deref().cloned();
+    let primary_key = t.schemas.iter().rev().find_map(|s| s.schema.as_ref())?.primary_key.clone();
+    let meta = TableMeta {
+        name: table.to_owned(),
+        primary_key,
+        created_seq: last.created_seq,
+        dropped_seq: if schema.is_none() { Some(last.seq) } else { None },
+        format_version: FORMAT_VERSION,
+    };
+    Some(DerivedFiles { meta, schema })
+}
+
+/// Write `schema.yaml` (when the table is live) and `meta.json`, each atomically.
+pub(crate) fn write_derived(fs: &dyn Fs, root: &Path, files: &DerivedFiles) -> Result<()> {
+    let dir = table_dir(root, &files.meta.name);
+    if let Some(schema) = &files.schema {
+        let yaml = serde_yaml::to_string(schema).map_err(|e| Error::invalid(e.to_string()))?;
+        let path = dir.join("schema.yaml");
+        write_atomic(fs, &path, yaml.as_bytes()).map_err(io_err(&path))?;
+    }
+    let json = serde_json::to_vec_pretty(&files.meta).map_err(|e| Error::invalid(e.to_string()))?;
+    let path = dir.join("meta.json");
+    write_atomic(fs, &path, &json).map_err(io_err(&path))
+}
+
+/// Create a directory and make its entry durable in its parent.
+pub(crate) fn create_dir_durable(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    if fs.is_dir(dir) {
+        return Ok(());
+    }
+    fs.create_dir(dir).map_err(io_err(dir))?;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    fs.sync_dir(parent).map_err(io_err(parent))
+}
+
+/// Create segment `id` of `table` with its header, durably named.
+pub(crate) fn create_segment(fs: &dyn Fs, root: &Path, table: &str, id: u32) -> Result<SegmentWriter> {
+    let dir = table_dir(root, table);
+    for d in [root.join("tables"), dir.clone()] {
+        create_dir_durable(fs, &d)?;
+    }
+    for sub in [SEGMENTS_DIR, "snapshots", "indexes"] {
+        create_dir_durable(fs, &dir.join(sub))?;
+    }
+    let seg_dir = dir.join(SEGMENTS_DIR);
+    let path = seg_dir.join(segment::segment_name(id));
+    let mut file = fs.open_append(&path, true).map_err(io_err(&path))?;
+    if file.is_empty() {
+        file.append(&FileHeader::new(SEGMENT_MAGIC).encode()).map_err(io_err(&path))?;
+    }
+    fs.sync_dir(&seg_dir).map_err(io_err(&seg_dir))?;
+    Ok(SegmentWriter { id, file, dirty: true })
+}
+
+impl IoState {
+    /// Append one transaction's frames to a table's segment, rotating when it would overflow.
+    pub fn append_segment(&mut self, db: &Database, write: &TableWrite) -> Result<()> {
+        let fs = db.fs.as_ref();
+        let root = &db.root;
+        let limit = db.options.segment_size_bytes_max;
+        if !self.segments.contains_key(&write.table) {
+            let writer = create_segment(fs, root, &write.table, 1)?;
+            self.segments.insert(write.table.clone(), writer);
+        }
+        let Some(writer) = self.segments.get_mut(&write.table) else {
+            return Err(Error::invalid("segment writer vanished"));
+        };
+        let len = writer.file.len();
+        if len > FILE_HEADER_BYTES as u64 && len + write.frames.len() as u64 > limit {
+            let next = create_segment(fs, root, &write.table, writer.id + 1)?;
+            let old = std::mem::replace(writer, next);
+            if old.dirty {
+                self.rotated.push(old.file);
+            }
+        }
+        let Some(writer) = self.segments.get_mut(&write.table) else {
+            return Err(Error::invalid("segment writer vanished"));
+        };
+        let path = table_dir(root, &write.table)
+            .join(SEGMENTS_DIR)
+            .join(segment::segment_name(writer.id));
+        writer.file.append(&write.frames).map_err(io_err(&path))?;
+        writer.dirty = true;
+        if let Some(files) = &write.derived {
+            write_derived(fs, root, files)?;
+        }
+        Ok(())
+    }
+
+    /// Make every segment durable, record the checkpoint, and start an empty WAL.
+    pub fn checkpoint(&mut self, db: &Database, seq: u64, unix_ms: u64) -> Result<()> {
+        let fs = db.fs.as_ref();
+        for mut file in self.rotated.drain(..) {
+            file.sync().map_err(|e| Error::io(&db.root, e))?;
+        }
+        let mut tables = BTreeMap::new();
+        for (name, writer) in &mut self.segments {
+            if writer.dirty {
+                writer.file.sync().map_err(|e| Error::io(table_dir(&db.root, name), e))?;
+                writer.dirty = false;
+            }
+            tables.insert(name.clone(), SegmentPos { segment: writer.id, len: writer.file.len() });
+        }
+        let cp = Checkpoint { seq, unix_ms, tables };
+        let path = db.root.join(CHECKPOINT_FILE);
+        write_atomic(fs, &path, &cp.encode()?).map_err(io_err(&path))?;
+        self.wal = reset_wal(fs, &db.root)?;
+        Ok(())
+    }
+}
+
+/// Replace the WAL with an empty one (atomically) and open it for appending.
+pub(crate) fn reset_wal(fs: &dyn Fs, root: &Path) -> Result<Box<dyn FsFile>> {
+    let path = root.join(WAL_DIR).join(WAL_FILE);
+    write_atomic(fs, &path, &FileHeader::new(WAL_MAGIC).encode()).map_err(io_err(&path))?;
+    fs.open_append(&path, false).map_err(io_err(&path))
+}
+
+impl Database {
+    pub(crate) fn check_poison(&self) -> Result<()> {
+        match &self.queue.lock().poisoned {
+            Some(cause) => Err(Error::Poisoned { cause: cause.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Validate, sequence, log durably and apply a transaction's events.
+    pub(crate) fn commit_events(&self, events: &[Event]) -> Result<CommitInfo> {
+        if events.is_empty() {
+            let seq = self.last_seq();
+            let unix_ms = self.commit_time(seq).unwrap_or(0);
+            return Ok(CommitInfo { seq, unix_ms, events: 0 });
+        }
+        self.check_poison()?;
+        let mut writer = self.writer.lock();
+        let changes = self.state.read().prepare(events)?;
+        let seq = writer.last_seq + 1;
+        let unix_ms = now_ms().max(writer.last_ms);
+        let pending = self.encode(seq, unix_ms, events)?;
+        let mut state = self.state.write();
+        state.install(seq, unix_ms, changes)?;
+        let mut pending = pending;
+        for write in &mut pending.tables {
+            if write.schema_changed {
+                write.derived = derived_files(&state, &write.table);
+            }
+        }
+        drop(state);
+        writer.last_seq = seq;
+        writer.last_ms = unix_ms;
+        self.queue.lock().pending.push(pending);
+        drop(writer);
+        self.wait_durable(seq)?;
+        Ok(CommitInfo { seq, unix_ms, events: events.len() })
+    }
+
+    fn encode(&self, seq: u64, unix_ms: u64, events: &[Event]) -> Result<Pending> {
+        let wal_record = wal::encode_txn(seq, unix_ms, events)?;
+        let mut tables: Vec<TableWrite> = Vec::new();
+        for event in events {
+            let index = match tables.iter().position(|t| t.table == event.table) {
+                Some(i) => i,
+                None => {
+                    tables.push(TableWrite {
+                        table: event.table.clone(),
+                        frames: Vec::new(),
+                        schema_changed: false,
+                        derived: None,
+                    });
+                    tables.len() - 1
+                }
+            };
+            if let Some(write) = tables.get_mut(index) {
+                segment::encode_event(&mut write.frames, seq, unix_ms, event)?;
+                write.schema_changed |= event.key.is_none();
+            }
+        }
+        Ok(Pending { seq, unix_ms, wal_record, tables })
+    }
+
+    /// Wait until `seq` is durable, leading a group commit when nobody else is.
+    fn wait_durable(&self, seq: u64) -> Result<()> {
+        let mut queue = self.queue.lock();
+        loop {
+            if queue.durable_seq >= seq {
+                return Ok(());
+            }
+            if let Some(cause) = &queue.poisoned {
+                return Err(Error::Poisoned { cause: cause.clone() });
+            }
+            if queue.leader {
+                self.queue_cv.wait(&mut queue);
+                continue;
+            }
+            queue.leader = true;
+            let batch = std::mem::take(&mut queue.pending);
+            drop(queue);
+            let (durable, failure) = self.write_batch(&batch);
+            queue = self.queue.lock();
+            queue.leader = false;
+            if let Some((last_seq, last_ms)) = durable {
+                queue.durable_seq = last_seq;
+                queue.durable_ms = last_ms;
+                self.visible_seq.store(last_seq, Ordering::Release);
+            }
+            if let Some(cause) = failure {
+                queue.poisoned.get_or_insert(cause);
+            }
+            self.queue_cv.notify_all();
+        }
+    }
+
+    /// Write a batch to the WAL, fsync, then apply it to the segments. Returns the durable
+    /// (seq, time) if the WAL part succeeded, and the failure that poisons the engine, if any.
+    fn write_batch(&self, batch: &[Pending]) -> (Option<(u64, u64)>, Option<String>) {
+        let Some(last) = batch.last() else { return (None, None) };
+        let durable = Some((last.seq, last.unix_ms));
+        let mut io = self.io.lock();
+        let mut bytes = Vec::new();
+        let records: Vec<(u64, u64, &[u8])> =
+            batch.iter().map(|p| (p.seq, p.unix_ms, p.wal_record.as_slice())).collect();
+        wal::encode_batches(&mut bytes, &records);
+        if let Err(e) = io.wal.append(&bytes) {
+            return (None, Some(format!("write to the WAL failed: {e}")));
+        }
+        if let Err(e) = io.wal.sync() {
+            return (None, Some(format!("fsync of the WAL failed: {e}")));
+        }
+        for pending in batch {
+            for write in &pending.tables {
+                if let Err(e) = io.append_segment(self, write) {
+                    return (durable, Some(format!("segment write failed: {e}")));
+                }
+            }
+        }
+        if io.wal.len() > self.options.wal_size_bytes_max
+            && let Err(e) = io.checkpoint(self, last.seq, last.unix_ms) {
+                return (durable, Some(format!("checkpoint failed: {e}")));
+            }
+        (durable, None)
+    }
+
+    /// Apply one logged transaction during recovery: state and segments, no WAL write.
+    pub(crate) fn replay_one(&self, txn: &crate::event::TxnRecord) -> Result<()> {
+        let mut pending = self.encode(txn.seq, txn.unix_ms, &txn.events)?;
+        let mut state = self.state.write();
+        let changes = state.prepare(&txn.events)?;
+        state.install(txn.seq, txn.unix_ms, changes)?;
+        for write in &mut pending.tables {
+            if write.schema_changed {
+                write.derived = derived_files(&state, &write.table);
+            }
+        }
+        drop(state);
+        let mut io = self.io.lock();
+        for write in &pending.tables {
+            io.append_segment(self, write)?;
+        }
+        Ok(())
+    }
+
+    /// Final checkpoint at close (once).
+    pub(crate) fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let queue = self.queue.lock();
+        if let Some(cause) = &queue.poisoned {
+            return Err(Error::Poisoned { cause: cause.clone() });
+        }
+        let (seq, unix_ms) = (queue.durable_seq, queue.durable_ms);
+        drop(queue);
+        let mut io = self.io.lock();
+        io.checkpoint(self, seq, unix_ms)
+    }
+}

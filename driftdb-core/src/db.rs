@@ -1,0 +1,297 @@
+//! The database handle and its read API.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::commit::{IoState, Queue, WriterState};
+use crate::error::{Error, Result};
+use crate::event::ChangeKind;
+use crate::schema::TableSchema;
+use crate::state::State;
+use crate::storage::fs::{Fs, FsLock, OsFs};
+use crate::txn::Transaction;
+use crate::value::{Key, Value};
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Create the database when the directory is missing or empty (default: true).
+    pub create_if_missing: bool,
+    /// A segment is rotated when an append would make it larger than this (default 64 MiB).
+    pub segment_size_bytes_max: u64,
+    /// A checkpoint runs when the WAL grows past this (default 64 MiB).
+    pub wal_size_bytes_max: u64,
+    /// The file system to use (default: the operating system's).
+    pub fs: Arc<dyn Fs>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create_if_missing: true,
+            segment_size_bytes_max: 64 * 1024 * 1024,
+            wal_size_bytes_max: 64 * 1024 * 1024,
+            fs: Arc::new(OsFs),
+        }
+    }
+}
+
+/// Which moment of history a read sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// The last committed transaction.
+    Now,
+    /// The state right after the transaction with this seq (0: before the first one).
+    Seq(u64),
+    /// The state after the last transaction committed at or before this time (Unix ms).
+    UnixMs(u64),
+}
+
+/// What a commit returns once it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The seq of the transaction (for an empty transaction: the last seq, unchanged).
+    pub seq: u64,
+    /// Its commit time in Unix milliseconds.
+    pub unix_ms: u64,
+    /// How many events it wrote (0 for an empty transaction, which writes nothing).
+    pub events: usize,
+}
+
+/// A row returned by a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The primary key.
+    pub key: Key,
+    /// The document.
+    pub doc: Value,
+}
+
+/// One event in the history of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The seq of the transaction that made it.
+    pub seq: u64,
+    /// The commit time of that transaction (Unix ms).
+    pub unix_ms: u64,
+    /// INSERT, PATCH or SOFT_DELETE.
+    pub kind: ChangeKind,
+    /// What the event carried: the document, the patch, or null.
+    pub payload: Value,
+    /// The document after the event (`None` after a soft delete).
+    pub document: Option<Value>,
+}
+
+/// An open database. `Send + Sync`: share it between threads with `Arc` or scoped threads.
+///
+/// ```
+/// use driftdb_core::{AsOf, Database, Key, TableSchema, Value};
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path()).unwrap();
+/// db.create_table("users", TableSchema::new("id")).unwrap();
+///
+/// let mut tx = db.begin();
+/// tx.insert("users", serde_json::json!({"id": "u1", "plan": "free"}).into()).unwrap();
+/// let first = tx.commit().unwrap();
+///
+/// let mut tx = db.begin();
+/// tx.patch("users", "u1", serde_json::json!({"plan": "pro"}).into()).unwrap();
+/// tx.commit().unwrap();
+///
+/// let now = db.get("users", &Key::from("u1")).unwrap().unwrap();
+/// assert_eq!(now.get("plan"), Some(&Value::String("pro".into())));
+/// let then = db.read(AsOf::Seq(first.seq)).unwrap().get("users", &"u1".into()).unwrap().unwrap();
+/// assert_eq!(then.get("plan"), Some(&Value::String("free".into())));
+/// ```
+#[derive(Debug)]
+pub struct Database {
+    pub(crate) root: PathBuf,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) options: Options,
+    pub(crate) state: RwLock<State>,
+    /// The last seq whose transaction is durable; readers see nothing after it.
+    pub(crate) visible_seq: AtomicU64,
+    pub(crate) writer: Mutex<WriterState>,
+    pub(crate) queue: Mutex<Queue>,
+    pub(crate) queue_cv: Condvar,
+    pub(crate) io: Mutex<IoState>,
+    pub(crate) closed: std::sync::atomic::AtomicBool,
+    pub(crate) _lock: Box<dyn FsLock>,
+}
+
+/// A consistent view of the database at one seq. Every read through it sees exactly the
+/// transactions up to that seq, however many commit meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'db> {
+    db: &'db Database,
+    seq: u64,
+}
+
+impl Database {
+    /// Open (or create) the database in directory `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// Open (or create) the database in directory `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
+        crate::recovery::open(path.as_ref(), options)
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The seq of the last committed (durable) transaction.
+    pub fn last_seq(&self) -> u64 {
+        self.visible_seq.load(Ordering::Acquire)
+    }
+
+    /// The seq a read `as_of` sees. A seq beyond the last commit is [`Error::FutureSeq`].
+    pub fn resolve(&self, as_of: AsOf) -> Result<u64> {
+        let latest = self.last_seq();
+        match as_of {
+            AsOf::Now => Ok(latest),
+            AsOf::Seq(seq) if seq > latest => Err(Error::FutureSeq { requested: seq, latest }),
+            AsOf::Seq(seq) => Ok(seq),
+            AsOf::UnixMs(ms) => Ok(self.state.read().seq_at_time(ms).min(latest)),
+        }
+    }
+
+    /// A consistent view at `as_of`.
+    pub fn read(&self, as_of: AsOf) -> Result<Snapshot<'_>> {
+        Ok(Snapshot { db: self, seq: self.resolve(as_of)? })
+    }
+
+    /// Start a transaction that reads the last committed state.
+    pub fn begin(&self) -> Transaction<'_> {
+        Transaction::new(self, self.last_seq())
+    }
+
+    /// The current document of `key`, if live.
+    pub fn get(&self, table: &str, key: &Key) -> Result<Option<Value>> {
+        self.read(AsOf::Now)?.get(table, key)
+    }
+
+    /// Names of the tables that exist now.
+    pub fn tables(&self) -> Vec<String> {
+        self.read(AsOf::Now).map(|s| s.tables()).unwrap_or_default()
+    }
+
+    /// Create a table in a transaction of its own.
+    pub fn create_table(&self, name: &str, schema: TableSchema) -> Result<CommitInfo> {
+        let mut tx = self.begin();
+        tx.create_table(name, schema)?;
+        tx.commit()
+    }
+
+    /// Drop a table in a transaction of its own. Its history stays readable `AS OF` earlier seqs.
+    pub fn drop_table(&self, name: &str) -> Result<CommitInfo> {
+        let mut tx = self.begin();
+        tx.drop_table(name)?;
+        tx.commit()
+    }
+
+    /// The commit time of `seq` (Unix ms), if committed.
+    pub fn commit_time(&self, seq: u64) -> Option<u64> {
+        if seq > self.last_seq() {
+            return None;
+        }
+        self.state.read().commit_time(seq)
+    }
+
+    /// Checkpoint and release the database, reporting any error of the final checkpoint.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Errors are reported by `close`; here the WAL keeps everything a failed checkpoint
+        // would have written, so nothing acknowledged is lost either way.
+        let _ = self.shutdown();
+    }
+}
+
+impl<'db> Snapshot<'db> {
+    /// The seq this view reads at.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The commit time of the view's seq (Unix ms; 0 before the first commit).
+    pub fn unix_ms(&self) -> u64 {
+        self.db.state.read().commit_time(self.seq).unwrap_or(0)
+    }
+
+    /// The document of `key`, if live at this seq.
+    pub fn get(&self, table: &str, key: &Key) -> Result<Option<Value>> {
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        Ok(t.doc_at(key, self.seq).map(|d| (**d).clone()))
+    }
+
+    /// Every live row for which `filter` returns true, in primary-key order.
+    pub fn scan(&self, table: &str, mut filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        let mut rows = Vec::new();
+        for key in t.rows.keys() {
+            if let Some(doc) = t.doc_at(key, self.seq)
+                && filter(doc) {
+                    rows.push(Row { key: key.clone(), doc: (**doc).clone() });
+                }
+        }
+        Ok(rows)
+    }
+
+    /// Every event of `key` up to this seq, across all its incarnations, oldest first.
+    /// Works for soft-deleted keys and for keys of dropped tables.
+    pub fn history(&self, table: &str, key: &Key) -> Result<Vec<HistoryEntry>> {
+        let state = self.db.state.read();
+        let t = state
+            .tables
+            .get(table)
+            .filter(|t| t.schemas.first().is_some_and(|s| s.seq <= self.seq))
+            .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })?;
+        let versions = t.rows.get(key).map(Vec::as_slice).unwrap_or_default();
+        Ok(versions
+            .iter()
+            .take_while(|v| v.seq <= self.seq)
+            .filter_map(|v| {
+                Some(HistoryEntry {
+                    seq: v.seq,
+                    unix_ms: state.commit_time(v.seq).unwrap_or(0),
+                    kind: ChangeKind::from_event(v.kind)?,
+                    payload: (*v.payload).clone(),
+                    document: v.doc.as_ref().map(|d| (**d).clone()),
+                })
+            })
+            .collect())
+    }
+
+    /// Names of the tables that exist at this seq.
+    pub fn tables(&self) -> Vec<String> {
+        let state = self.db.state.read();
+        state
+            .tables
+            .iter()
+            .filter(|(_, t)| t.schema_at(self.seq).is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The schema of `table` at this seq.
+    pub fn schema(&self, table: &str) -> Result<TableSchema> {
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        t.schema_at(self.seq)
+            .and_then(|s| s.schema.as_deref().cloned())
+            .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })
+    }
+}

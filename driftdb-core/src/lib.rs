@@ -1,0 +1,72 @@
+//! # driftdb-core
+//!
+//! DriftDB's storage engine: an append-only document store where every change is an immutable
+//! event and any past state can be read back.
+//!
+//! - A [`Database`] is a directory of tables. A table holds documents ([`Value`] maps) keyed by
+//!   a primary-key field ([`Key`]: an integer or a string).
+//! - Changes are INSERT (a full document), PATCH (a JSON merge patch) and SOFT_DELETE, made in a
+//!   [`Transaction`] and committed atomically across tables with one database-wide `seq`.
+//! - A commit returns only after its write-ahead-log record is fsynced; concurrent commits share
+//!   one fsync.
+//! - Reads see one fixed seq: the latest ([`AsOf::Now`]), a past seq ([`AsOf::Seq`]) or the last
+//!   commit at or before a time ([`AsOf::UnixMs`]); [`Snapshot::history`] lists every event
+//!   of a key.
+//!
+//! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
+//! encrypted, or snapshot-accelerated; those come in later releases.
+//!
+//! ```
+//! use driftdb_core::{AsOf, Database, Key, TableSchema};
+//! # fn main() -> driftdb_core::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let db = Database::open(dir.path())?;
+//! db.create_table("users", TableSchema::new("id"))?;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! struct User { id: String, email: String }
+//!
+//! let mut tx = db.begin();
+//! tx.insert_as("users", &User { id: "u1".into(), email: "a@example.com".into() })?;
+//! let created = tx.commit()?;
+//!
+//! let mut tx = db.begin();
+//! tx.soft_delete("users", "u1")?;
+//! tx.commit()?;
+//!
+//! assert_eq!(db.get("users", &Key::from("u1"))?, None);
+//! let then = db.read(AsOf::Seq(created.seq))?;
+//! let user: User = driftdb_core::from_value(&then.get("users", &"u1".into())?.unwrap())?;
+//! assert_eq!(user.email, "a@example.com");
+//! assert_eq!(db.read(AsOf::Now)?.history("users", &"u1".into())?.len(), 2);
+//! # Ok(()) }
+//! ```
+
+mod commit;
+mod db;
+mod error;
+mod event;
+pub mod limits;
+mod recovery;
+mod schema;
+mod state;
+pub mod storage;
+mod txn;
+mod value;
+
+pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot};
+pub use error::{Error, Result};
+pub use event::ChangeKind;
+pub use schema::{ColumnDef, TableSchema};
+pub use txn::Transaction;
+pub use value::{Key, Map, Value, from_value, to_value};
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn database_is_send_and_sync() {
+        assert_send_sync::<crate::Database>();
+    }
+}

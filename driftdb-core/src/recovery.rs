@@ -1,0 +1,268 @@
+//! Opening a database: lock, initialise or recover, rebuild derived state.
+//!
+//! | found on open | what happens |
+//! |---|---|
+//! | directory missing or empty | a new database is created (unless `create_if_missing` is off) |
+//! | another handle holds `LOCK` | [`Error::Locked`] |
+//! | segment bytes past the checkpointed length, or segments newer than it | cut off / removed, then rebuilt from the WAL (they were never the only copy) |
+//! | damage inside the checkpointed part of a segment | [`Error::Corrupt`] with file and offset; the database does not open |
+//! | torn WAL tail (no valid batch after the damage) | truncated: it was never acknowledged |
+//! | damaged WAL batch followed by a valid one | [`Error::Corrupt`] with file and offset |
+//! | WAL transactions after the checkpoint | replayed into the state and the segments, then a checkpoint |
+//! | `schema.yaml` / `meta.json` missing or stale | rewritten from the segments |
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::commit::{
+    IoState, Queue, SegmentWriter, WriterState, create_dir_durable, derived_files, reset_wal,
+    table_dir, write_derived,
+};
+use crate::db::{Database, Options};
+use crate::error::{Error, Result};
+use crate::event::{Event, TxnRecord};
+use crate::schema::validate_table_name;
+use crate::state::State;
+use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint};
+use crate::storage::fs::{Fs, write_atomic};
+use crate::storage::segment::{self, SEGMENTS_DIR};
+use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
+
+/// Entries a database directory may hold before its CHECKPOINT exists (a torn `init`).
+const INIT_ENTRIES: [&str; 5] = ["LOCK", "tables", "wal", "migrations", "backups"];
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
+    let fs = options.fs.clone();
+    let fs: &dyn Fs = fs.as_ref();
+    if !fs.exists(root) {
+        if !options.create_if_missing {
+            return Err(Error::NotADatabase { path: root.to_path_buf() });
+        }
+        let missing: Vec<&Path> = root.ancestors().take_while(|p| !fs.exists(p)).collect();
+        for dir in missing.into_iter().rev() {
+            create_dir_durable(fs, dir)?;
+        }
+    }
+    let lock_path = root.join("LOCK");
+    let lock = fs.lock(&lock_path).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => {
+            Error::Locked { path: root.to_path_buf(), lock: lock_path.clone() }
+        }
+        _ => Error::io(&lock_path, e),
+    })?;
+    let cp_path = root.join(CHECKPOINT_FILE);
+    if !fs.exists(&cp_path) {
+        let entries = fs.list(root).map_err(io_at(root))?;
+        let foreign = entries.iter().any(|e| !INIT_ENTRIES.contains(&e.as_str()));
+        if foreign || !options.create_if_missing {
+            return Err(Error::NotADatabase { path: root.to_path_buf() });
+        }
+        init(fs, root)?;
+    }
+    let cp = Checkpoint::decode(&cp_path, &fs.read(&cp_path).map_err(io_at(&cp_path))?)?;
+    let (state, segments) = load_segments(fs, root, &cp)?;
+
+    let wal_path = root.join(WAL_DIR).join(WAL_FILE);
+    let wal_data = fs.read(&wal_path).map_err(io_at(&wal_path))?;
+    let scan = wal::scan(&wal_path, &wal_data)?;
+    if scan.torn.is_some() {
+        fs.truncate(&wal_path, scan.valid_len).map_err(io_at(&wal_path))?;
+    }
+    let wal_file = fs.open_append(&wal_path, false).map_err(io_at(&wal_path))?;
+    let last_seq = state.last_seq();
+    let last_ms = state.commit_ms.last().copied().unwrap_or(0);
+    let db = Database {
+        root: root.to_path_buf(),
+        fs: options.fs.clone(),
+        options,
+        state: RwLock::new(state),
+        visible_seq: AtomicU64::new(last_seq),
+        writer: Mutex::new(WriterState { last_seq, last_ms }),
+        queue: Mutex::new(Queue {
+            durable_seq: last_seq,
+            durable_ms: last_ms,
+            ..Queue::default()
+        }),
+        queue_cv: Condvar::new(),
+        io: Mutex::new(IoState { wal: wal_file, segments, rotated: Vec::new() }),
+        closed: AtomicBool::new(false),
+        _lock: lock,
+    };
+    let replayed = replay_wal(&db, &wal_path, scan.txns)?;
+    if replayed || scan.valid_len > crate::storage::frame::FILE_HEADER_BYTES as u64 {
+        let (seq, ms) = {
+            let w = db.writer.lock();
+            (w.last_seq, w.last_ms)
+        };
+        db.io.lock().checkpoint(&db, seq, ms)?;
+    }
+    refresh_derived_files(&db)?;
+    Ok(db)
+}
+
+/// Create the layout of a new database. The CHECKPOINT file is written last: its presence
+/// marks a complete database.
+fn init(fs: &dyn Fs, root: &Path) -> Result<()> {
+    for dir in ["tables", "wal", "migrations", "migrations/pending", "backups"] {
+        create_dir_durable(fs, &root.join(dir))?;
+    }
+    reset_wal(fs, root)?;
+    let path = root.join(CHECKPOINT_FILE);
+    write_atomic(fs, &path, &Checkpoint::default().encode()?).map_err(io_at(&path))
+}
+
+type Loaded = (State, BTreeMap<String, SegmentWriter>);
+
+/// Read the trusted part of every segment, cut off the rest, and rebuild the state up to the
+/// checkpoint seq.
+fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
+    let tables_dir = root.join("tables");
+    let names = fs.list(&tables_dir).map_err(io_at(&tables_dir))?;
+    if let Some(missing) = cp.tables.keys().find(|t| !names.contains(t)) {
+        return Err(Error::corrupt(
+            tables_dir.join(missing),
+            0,
+            "table directory named by the checkpoint is missing",
+        ));
+    }
+    let mut by_seq: BTreeMap<u64, (u64, Vec<Event>)> = BTreeMap::new();
+    let mut writers = BTreeMap::new();
+    for name in names {
+        let seg_dir = table_dir(root, &name).join(SEGMENTS_DIR);
+        if validate_table_name(&name).is_err() || !fs.is_dir(&seg_dir) {
+            continue;
+        }
+        let pos = cp.tables.get(&name);
+        let mut ids: Vec<u32> = fs
+            .list(&seg_dir)
+            .map_err(io_at(&seg_dir))?
+            .iter()
+            .filter_map(|n| segment::parse_segment_name(n))
+            .collect();
+        ids.sort_unstable();
+        let mut removed = false;
+        let mut expected = 1;
+        for id in ids {
+            let path = seg_dir.join(segment::segment_name(id));
+            let Some(pos) = pos.filter(|p| id <= p.segment) else {
+                // Written after the checkpoint: the WAL holds all of it.
+                fs.remove_file(&path).map_err(io_at(&path))?;
+                removed = true;
+                continue;
+            };
+            if id != expected {
+                return Err(Error::corrupt(
+                    seg_dir.join(segment::segment_name(expected)),
+                    0,
+                    "segment file is missing",
+                ));
+            }
+            expected += 1;
+            let data = fs.read(&path).map_err(io_at(&path))?;
+            let trusted = if id == pos.segment { pos.len } else { data.len() as u64 };
+            for ev in segment::scan(&path, &name, &data, trusted)? {
+                let entry = by_seq.entry(ev.seq).or_insert((ev.unix_ms, Vec::new()));
+                if entry.0 != ev.unix_ms {
+                    return Err(Error::corrupt(&path, 0, format!("seq {} has two times", ev.seq)));
+                }
+                entry.1.push(ev.event);
+            }
+            if data.len() as u64 > trusted {
+                fs.truncate(&path, trusted).map_err(io_at(&path))?;
+            }
+        }
+        if removed {
+            fs.sync_dir(&seg_dir).map_err(io_at(&seg_dir))?;
+        }
+        if let Some(pos) = pos {
+            let path = seg_dir.join(segment::segment_name(pos.segment));
+            if expected != pos.segment + 1 {
+                return Err(Error::corrupt(&path, 0, "segment named by the checkpoint is missing"));
+            }
+            let file = fs.open_append(&path, false).map_err(io_at(&path))?;
+            writers.insert(name.clone(), SegmentWriter { id: pos.segment, file, dirty: false });
+        }
+    }
+    let mut state = State::default();
+    let cp_path = root.join(CHECKPOINT_FILE);
+    for (seq, (unix_ms, events)) in by_seq {
+        let replay = |e: Error| {
+            Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
+        };
+        let changes = state.prepare(&events).map_err(replay)?;
+        state.install(seq, unix_ms, changes).map_err(replay)?;
+    }
+    if state.last_seq() != cp.seq {
+        return Err(Error::corrupt(
+            &cp_path,
+            0,
+            format!("checkpoint is at seq {} but the segments end at seq {}", cp.seq, state.last_seq()),
+        ));
+    }
+    Ok((state, writers))
+}
+
+/// Apply the WAL's transactions that the segments do not hold yet. Returns whether any was.
+fn replay_wal(db: &Database, wal_path: &PathBuf, txns: Vec<TxnRecord>) -> Result<bool> {
+    let mut replayed = false;
+    for txn in txns {
+        let mut writer = db.writer.lock();
+        if txn.seq <= writer.last_seq {
+            continue;
+        }
+        let corrupt = |reason: String| Error::corrupt(wal_path, 0, reason);
+        if txn.seq != writer.last_seq + 1 {
+            return Err(corrupt(format!(
+                "the WAL continues at seq {} but the segments end at seq {}",
+                txn.seq, writer.last_seq
+            )));
+        }
+        db.replay_one(&txn).map_err(|e| corrupt(format!("seq {} does not replay: {e}", txn.seq)))?;
+        writer.last_seq = txn.seq;
+        writer.last_ms = writer.last_ms.max(txn.unix_ms);
+        let mut queue = db.queue.lock();
+        queue.durable_seq = txn.seq;
+        queue.durable_ms = writer.last_ms;
+        db.visible_seq.store(txn.seq, std::sync::atomic::Ordering::Release);
+        replayed = true;
+    }
+    Ok(replayed)
+}
+
+/// Rewrite every table's `schema.yaml` and `meta.json` that differs from the segments.
+fn refresh_derived_files(db: &Database) -> Result<()> {
+    let wanted: Vec<_> = {
+        let state = db.state.read();
+        state.tables.keys().filter_map(|t| derived_files(&state, t)).collect()
+    };
+    for files in wanted {
+        let dir = table_dir(&db.root, &files.meta.name);
+        let meta_ok = db
+            .fs
+            .read(&dir.join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .is_some_and(|m: crate::schema::TableMeta| m == files.meta);
+        let schema_ok = match &files.schema {
+            None => true,
+            Some(schema) => db
+                .fs
+                .read(&dir.join("schema.yaml"))
+                .ok()
+                .and_then(|b| serde_yaml::from_slice(&b).ok())
+                .is_some_and(|s: crate::schema::TableSchema| &s == schema),
+        };
+        if !meta_ok || !schema_ok {
+            write_derived(db.fs.as_ref(), &db.root, &files)?;
+        }
+    }
+    Ok(())
+}

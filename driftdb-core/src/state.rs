@@ -1,0 +1,286 @@
+//! The in-memory multi-version state: for each table its schema versions, and for each key the
+//! chain of its versions sorted by seq. A read at seq N binary-searches each chain for the last
+//! version at or before N, so every read sees whole transactions only.
+//!
+//! The state is derived: it is rebuilt on open from the segments and the WAL.
+//! Memory per version: the seq, the kind, and shared pointers to the event's payload and the
+//! resulting document (`Arc<Value>`; an INSERT shares one value for both).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::schema::TableSchema;
+use crate::storage::frame::EventType;
+use crate::value::{Key, Value, check_document};
+
+/// One version of one key.
+#[derive(Debug, Clone)]
+pub(crate) struct Version {
+    pub seq: u64,
+    pub kind: EventType,
+    /// What the event carried (the document, the patch, or null).
+    pub payload: Arc<Value>,
+    /// The document after the event; `None` once soft-deleted.
+    pub doc: Option<Arc<Value>>,
+}
+
+/// One version of a table's schema.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaVersion {
+    pub seq: u64,
+    /// `None` after a DROP.
+    pub schema: Option<Arc<TableSchema>>,
+    /// The seq of the CREATE of this incarnation of the table.
+    pub created_seq: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TableState {
+    pub schemas: Vec<SchemaVersion>,
+    pub rows: BTreeMap<Key, Vec<Version>>,
+}
+
+/// All tables, and the commit time of every seq.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub tables: BTreeMap<String, TableState>,
+    /// `commit_ms[i]` is the commit time of seq `i + 1`.
+    pub commit_ms: Vec<u64>,
+}
+
+/// A validated change, ready to install at a seq.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub table: String,
+    pub key: Option<Key>,
+    pub kind: EventType,
+    pub payload: Arc<Value>,
+    pub doc: Option<Arc<Value>>,
+    pub schema: Option<Arc<TableSchema>>,
+}
+
+/// What a transaction has changed so far, on top of the state at `base_seq`.
+#[derive(Debug)]
+pub(crate) struct Overlay {
+    pub base_seq: u64,
+    tables: HashMap<String, Option<Arc<TableSchema>>>,
+    /// Tables (re)created inside the transaction: their older rows are not live.
+    fresh_tables: HashSet<String>,
+    rows: HashMap<(String, Key), Option<Arc<Value>>>,
+}
+
+impl Overlay {
+    pub fn new(base_seq: u64) -> Self {
+        Overlay {
+            base_seq,
+            tables: HashMap::new(),
+            fresh_tables: HashSet::new(),
+            rows: HashMap::new(),
+        }
+    }
+}
+
+fn last_at<T>(items: &[T], seq: u64, seq_of: impl Fn(&T) -> u64) -> Option<&T> {
+    let n = items.partition_point(|item| seq_of(item) <= seq);
+    n.checked_sub(1).and_then(|i| items.get(i))
+}
+
+impl TableState {
+    pub fn schema_at(&self, seq: u64) -> Option<&SchemaVersion> {
+        last_at(&self.schemas, seq, |s| s.seq).filter(|s| s.schema.is_some())
+    }
+
+    /// The live document of `key` at `seq`, if the table and the key are live then.
+    pub fn doc_at(&self, key: &Key, seq: u64) -> Option<&Arc<Value>> {
+        let incarnation = self.schema_at(seq)?.created_seq;
+        let version = last_at(self.rows.get(key)?, seq, |v| v.seq)?;
+        if version.seq < incarnation {
+            return None;
+        }
+        version.doc.as_ref()
+    }
+}
+
+impl State {
+    pub fn last_seq(&self) -> u64 {
+        self.commit_ms.len() as u64
+    }
+
+    /// The last seq committed at or before `unix_ms` (0 when none was).
+    pub fn seq_at_time(&self, unix_ms: u64) -> u64 {
+        self.commit_ms.partition_point(|&t| t <= unix_ms) as u64
+    }
+
+    pub fn commit_time(&self, seq: u64) -> Option<u64> {
+        seq.checked_sub(1).and_then(|i| self.commit_ms.get(usize::try_from(i).ok()?)).copied()
+    }
+
+    pub fn table(&self, name: &str, seq: u64) -> Result<&TableState> {
+        self.tables
+            .get(name)
+            .filter(|t| t.schema_at(seq).is_some())
+            .ok_or_else(|| Error::NoSuchTable { table: name.to_owned() })
+    }
+
+    fn overlay_schema(&self, overlay: &Overlay, table: &str) -> Option<Arc<TableSchema>> {
+        match overlay.tables.get(table) {
+            Some(schema) => schema.clone(),
+            None => self.tables.get(table)?.schema_at(overlay.base_seq)?.schema.clone(),
+        }
+    }
+
+    /// The live document of a key as the transaction sees it.
+    pub fn overlay_doc(&self, overlay: &Overlay, table: &str, key: &Key) -> Option<Arc<Value>> {
+        if let Some(doc) = overlay.rows.get(&(table.to_owned(), key.clone())) {
+            return doc.clone();
+        }
+        if overlay.fresh_tables.contains(table) {
+            return None;
+        }
+        self.tables.get(table)?.doc_at(key, overlay.base_seq).cloned()
+    }
+
+    /// Whether the table is live as the transaction sees it.
+    pub fn overlay_schema_of(&self, overlay: &Overlay, table: &str) -> Result<Arc<TableSchema>> {
+        self.overlay_schema(overlay, table)
+            .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })
+    }
+
+    /// Validate `event` against the state seen through `overlay`, record it in the overlay,
+    /// and return the change it makes. Nothing is modified on error.
+    pub fn check(&self, overlay: &mut Overlay, event: &Event) -> Result<Change> {
+        let table = event.table.as_str();
+        let mut change = Change {
+            table: table.to_owned(),
+            key: event.key.clone(),
+            kind: event.kind,
+            payload: Arc::new(event.body.clone()),
+            doc: None,
+            schema: None,
+        };
+        match event.kind {
+            EventType::CreateTable | EventType::AlterTable => {
+                let schema: TableSchema = crate::value::from_value(&event.body)?;
+                schema.validate()?;
+                let current = self.overlay_schema(overlay, table);
+                if event.kind == EventType::CreateTable {
+                    if current.is_some() {
+                        return Err(Error::TableExists { table: table.to_owned() });
+                    }
+                    overlay.fresh_tables.insert(table.to_owned());
+                    overlay.rows.retain(|(t, _), _| t != table);
+                } else {
+                    let current =
+                        current.ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })?;
+                    if current.primary_key != schema.primary_key {
+                        return Err(Error::invalid(format!(
+                            "the primary key of `{table}` cannot change (it is `{}`)",
+                            current.primary_key
+                        )));
+                    }
+                }
+                let schema = Arc::new(schema);
+                overlay.tables.insert(table.to_owned(), Some(schema.clone()));
+                change.schema = Some(schema);
+            }
+            EventType::DropTable => {
+                self.overlay_schema_of(overlay, table)?;
+                overlay.tables.insert(table.to_owned(), None);
+            }
+            EventType::Insert | EventType::Patch | EventType::SoftDelete => {
+                let schema = self.overlay_schema_of(overlay, table)?;
+                let key = event.key.clone().ok_or_else(|| Error::invalid("event without a key"))?;
+                key.check_size()?;
+                let current = self.overlay_doc(overlay, table, &key);
+                let new_doc = match event.kind {
+                    EventType::Insert => {
+                        check_document("document", &event.body)?;
+                        let pk = event.body.get(&schema.primary_key).and_then(Key::from_value);
+                        if pk.as_ref() != Some(&key) {
+                            return Err(Error::invalid(format!(
+                                "the document's primary key field `{}` must hold the key {key}",
+                                schema.primary_key
+                            )));
+                        }
+                        if current.is_some() {
+                            return Err(Error::DuplicateKey { table: table.to_owned(), key });
+                        }
+                        Some(change.payload.clone())
+                    }
+                    EventType::Patch => {
+                        check_document("patch", &event.body)?;
+                        let Some(current) = current else {
+                            return Err(Error::KeyNotFound { table: table.to_owned(), key });
+                        };
+                        if let Some(pk) = event.body.get(&schema.primary_key)
+                            && Key::from_value(pk).as_ref() != Some(&key) {
+                                return Err(Error::invalid(format!(
+                                    "PATCH cannot change or remove the primary key field `{}`",
+                                    schema.primary_key
+                                )));
+                            }
+                        let mut doc = (*current).clone();
+                        doc.merge_patch(&event.body);
+                        check_document("document", &doc)?;
+                        Some(Arc::new(doc))
+                    }
+                    _ => {
+                        if current.is_none() {
+                            return Err(Error::KeyNotFound { table: table.to_owned(), key });
+                        }
+                        None
+                    }
+                };
+                overlay.rows.insert((table.to_owned(), key), new_doc.clone());
+                change.doc = new_doc;
+            }
+            EventType::WalBatch | EventType::Checkpoint => {
+                return Err(Error::invalid("not a transaction event"));
+            }
+        }
+        Ok(change)
+    }
+
+    /// Validate a whole transaction against the latest state (pending commits included).
+    pub fn prepare(&self, events: &[Event]) -> Result<Vec<Change>> {
+        let mut overlay = Overlay::new(u64::MAX);
+        events.iter().map(|e| self.check(&mut overlay, e)).collect()
+    }
+
+    /// Install validated changes as the next seq.
+    pub fn install(&mut self, seq: u64, unix_ms: u64, changes: Vec<Change>) -> Result<()> {
+        if seq != self.last_seq() + 1 {
+            return Err(Error::invalid(format!(
+                "seq {seq} does not follow the last seq {}",
+                self.last_seq()
+            )));
+        }
+        for change in changes {
+            let table = self.tables.entry(change.table).or_default();
+            match change.kind {
+                EventType::CreateTable | EventType::AlterTable | EventType::DropTable => {
+                    let created_seq = if change.kind == EventType::CreateTable {
+                        seq
+                    } else {
+                        table.schemas.last().map_or(seq, |s| s.created_seq)
+                    };
+                    table.schemas.push(SchemaVersion { seq, schema: change.schema, created_seq });
+                }
+                _ => {
+                    if let Some(key) = change.key {
+                        table.rows.entry(key).or_default().push(Version {
+                            seq,
+                            kind: change.kind,
+                            payload: change.payload,
+                            doc: change.doc,
+                        });
+                    }
+                }
+            }
+        }
+        self.commit_ms.push(unix_ms);
+        Ok(())
+    }
+}

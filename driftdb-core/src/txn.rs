@@ -1,0 +1,163 @@
+//! Transactions: events buffered in memory, validated as they are added (against the state at
+//! the transaction's start plus its own writes) and again at commit (against the latest state),
+//! then committed atomically with one seq.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::db::{CommitInfo, Database};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::schema::{TableSchema, validate_table_name};
+use crate::state::Overlay;
+use crate::storage::frame::EventType;
+use crate::value::{Key, Value, to_value};
+
+/// A transaction. Dropping it without [`commit`](Transaction::commit) rolls it back.
+///
+/// ```
+/// use driftdb_core::{Database, Key, TableSchema};
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path()).unwrap();
+/// db.create_table("orders", TableSchema::new("id")).unwrap();
+/// let mut tx = db.begin();
+/// tx.insert("orders", serde_json::json!({"id": 1, "status": "new"}).into()).unwrap();
+/// // The transaction sees its own writes; nobody else does until commit.
+/// assert!(tx.get("orders", &Key::Int(1)).unwrap().is_some());
+/// assert!(db.get("orders", &Key::Int(1)).unwrap().is_none());
+/// tx.rollback();
+/// assert!(db.get("orders", &Key::Int(1)).unwrap().is_none());
+/// ```
+pub struct Transaction<'db> {
+    db: &'db Database,
+    events: Vec<Event>,
+    overlay: Overlay,
+}
+
+impl fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("read_seq", &self.overlay.base_seq)
+            .field("events", &self.events.len())
+            .finish()
+    }
+}
+
+impl<'db> Transaction<'db> {
+    pub(crate) fn new(db: &'db Database, read_seq: u64) -> Self {
+        Transaction { db, events: Vec::new(), overlay: Overlay::new(read_seq) }
+    }
+
+    /// The seq this transaction reads at (plus its own writes).
+    pub fn read_seq(&self) -> u64 {
+        self.overlay.base_seq
+    }
+
+    /// Number of events buffered so far.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn push(&mut self, event: Event) -> Result<()> {
+        self.db.check_poison()?;
+        self.db.state.read().check(&mut self.overlay, &event)?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// Create a table.
+    pub fn create_table(&mut self, name: &str, schema: TableSchema) -> Result<()> {
+        validate_table_name(name)?;
+        schema.validate()?;
+        let body = to_value(&schema)?;
+        self.push(Event { table: name.to_owned(), kind: EventType::CreateTable, key: None, body })
+    }
+
+    /// Replace a table's schema (the primary key field cannot change).
+    pub fn alter_table(&mut self, name: &str, schema: TableSchema) -> Result<()> {
+        schema.validate()?;
+        let body = to_value(&schema)?;
+        self.push(Event { table: name.to_owned(), kind: EventType::AlterTable, key: None, body })
+    }
+
+    /// Drop a table. Its history stays readable `AS OF` earlier seqs.
+    pub fn drop_table(&mut self, name: &str) -> Result<()> {
+        self.push(Event {
+            table: name.to_owned(),
+            kind: EventType::DropTable,
+            key: None,
+            body: Value::Null,
+        })
+    }
+
+    /// Insert a document (a map holding the table's primary key field). Fails with
+    /// [`Error::DuplicateKey`] when the key is live. Returns the key.
+    pub fn insert(&mut self, table: &str, doc: Value) -> Result<Key> {
+        let schema = self.db.state.read().overlay_schema_of(&self.overlay, table)?;
+        let key = doc
+            .get(&schema.primary_key)
+            .and_then(Key::from_value)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "the document needs its primary key field `{}` as a string or an integer",
+                    schema.primary_key
+                ))
+            })?;
+        self.push(Event {
+            table: table.to_owned(),
+            kind: EventType::Insert,
+            key: Some(key.clone()),
+            body: doc,
+        })?;
+        Ok(key)
+    }
+
+    /// Insert any serializable value as a document.
+    pub fn insert_as<T: Serialize + ?Sized>(&mut self, table: &str, doc: &T) -> Result<Key> {
+        self.insert(table, to_value(doc)?)
+    }
+
+    /// Merge `patch` into the live document of `key` (JSON Merge Patch: a null field is
+    /// removed). Fails with [`Error::KeyNotFound`] when the key is not live.
+    pub fn patch(&mut self, table: &str, key: impl Into<Key>, patch: Value) -> Result<()> {
+        self.push(Event {
+            table: table.to_owned(),
+            kind: EventType::Patch,
+            key: Some(key.into()),
+            body: patch,
+        })
+    }
+
+    /// Make `key` invisible from now on; its history stays. Fails with
+    /// [`Error::KeyNotFound`] when the key is not live.
+    pub fn soft_delete(&mut self, table: &str, key: impl Into<Key>) -> Result<()> {
+        self.push(Event {
+            table: table.to_owned(),
+            kind: EventType::SoftDelete,
+            key: Some(key.into()),
+            body: Value::Null,
+        })
+    }
+
+    /// The document of `key` as this transaction sees it.
+    pub fn get(&self, table: &str, key: &Key) -> Result<Option<Value>> {
+        let state = self.db.state.read();
+        state.overlay_schema_of(&self.overlay, table)?;
+        Ok(state.overlay_doc(&self.overlay, table, key).map(|d| (*d).clone()))
+    }
+
+    /// Commit: returns once the transaction is durable, with its seq and time.
+    /// On error nothing of the transaction is applied.
+    pub fn commit(self) -> Result<CommitInfo> {
+        self.db.commit_events(&self.events)
+    }
+
+    /// Discard every buffered event.
+    pub fn rollback(self) {}
+}
