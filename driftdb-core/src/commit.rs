@@ -29,7 +29,9 @@ use crate::event::Event;
 use crate::schema::{TableMeta, TableSchema};
 use crate::state::State;
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, SegmentPos};
-use crate::storage::frame::{FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC};
+use crate::storage::frame::{
+    FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
+};
 use crate::storage::fs::{Fs, FsFile, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
 use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
@@ -146,7 +148,12 @@ pub(crate) fn create_dir_durable(fs: &dyn Fs, dir: &Path) -> Result<()> {
 }
 
 /// Create segment `id` of `table` with its header, durably named.
-pub(crate) fn create_segment(fs: &dyn Fs, root: &Path, table: &str, id: u32) -> Result<SegmentWriter> {
+pub(crate) fn create_segment(
+    fs: &dyn Fs,
+    root: &Path,
+    table: &str,
+    id: u32,
+) -> Result<SegmentWriter> {
     let dir = table_dir(root, table);
     for d in [root.join("tables"), dir.clone()] {
         create_dir_durable(fs, &d)?;
@@ -188,9 +195,8 @@ impl IoState {
         let Some(writer) = self.segments.get_mut(&write.table) else {
             return Err(Error::invalid("segment writer vanished"));
         };
-        let path = table_dir(root, &write.table)
-            .join(SEGMENTS_DIR)
-            .join(segment::segment_name(writer.id));
+        let path =
+            table_dir(root, &write.table).join(SEGMENTS_DIR).join(segment::segment_name(writer.id));
         writer.file.append(&write.frames).map_err(io_err(&path))?;
         writer.dirty = true;
         if let Some(files) = &write.derived {
@@ -346,9 +352,10 @@ impl Database {
             }
         }
         if io.wal.len() > self.options.wal_size_bytes_max
-            && let Err(e) = io.checkpoint(self, last.seq, last.unix_ms) {
-                return (durable, Some(format!("checkpoint failed: {e}")));
-            }
+            && let Err(e) = io.checkpoint(self, last.seq, last.unix_ms)
+        {
+            return (durable, Some(format!("checkpoint failed: {e}")));
+        }
         (durable, None)
     }
 

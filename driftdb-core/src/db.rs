@@ -243,9 +243,10 @@ impl<'db> Snapshot<'db> {
         let mut rows = Vec::new();
         for key in t.rows.keys() {
             if let Some(doc) = t.doc_at(key, self.seq)
-                && filter(doc) {
-                    rows.push(Row { key: key.clone(), doc: (**doc).clone() });
-                }
+                && filter(doc)
+            {
+                rows.push(Row { key: key.clone(), doc: (**doc).clone() });
+            }
         }
         Ok(rows)
     }

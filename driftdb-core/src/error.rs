@@ -134,7 +134,10 @@ pub enum Error {
         supported: u32,
     },
     /// The directory exists but is not a DriftDB database.
-    #[error("{path} is not a DriftDB database (no CHECKPOINT file, and it is not empty)")]
+    #[error(
+        "{path} is not a DriftDB database (it has no CHECKPOINT file); \
+         create one with `driftdb init` or open it with `create_if_missing`"
+    )]
     NotADatabase {
         /// The directory.
         path: PathBuf,
@@ -166,7 +169,11 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
-    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+    pub(crate) fn corrupt(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Corrupt { file: file.into(), offset, reason: reason.into() }
     }
 

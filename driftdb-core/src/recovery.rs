@@ -86,11 +86,7 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         state: RwLock::new(state),
         visible_seq: AtomicU64::new(last_seq),
         writer: Mutex::new(WriterState { last_seq, last_ms }),
-        queue: Mutex::new(Queue {
-            durable_seq: last_seq,
-            durable_ms: last_ms,
-            ..Queue::default()
-        }),
+        queue: Mutex::new(Queue { durable_seq: last_seq, durable_ms: last_ms, ..Queue::default() }),
         queue_cv: Condvar::new(),
         io: Mutex::new(IoState { wal: wal_file, segments, rotated: Vec::new() }),
         closed: AtomicBool::new(false),
@@ -204,7 +200,11 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         return Err(Error::corrupt(
             &cp_path,
             0,
-            format!("checkpoint is at seq {} but the segments end at seq {}", cp.seq, state.last_seq()),
+            format!(
+                "checkpoint is at seq {} but the segments end at seq {}",
+                cp.seq,
+                state.last_seq()
+            ),
         ));
     }
     Ok((state, writers))
@@ -225,7 +225,8 @@ fn replay_wal(db: &Database, wal_path: &PathBuf, txns: Vec<TxnRecord>) -> Result
                 txn.seq, writer.last_seq
             )));
         }
-        db.replay_one(&txn).map_err(|e| corrupt(format!("seq {} does not replay: {e}", txn.seq)))?;
+        db.replay_one(&txn)
+            .map_err(|e| corrupt(format!("seq {} does not replay: {e}", txn.seq)))?;
         writer.last_seq = txn.seq;
         writer.last_ms = writer.last_ms.max(txn.unix_ms);
         let mut queue = db.queue.lock();

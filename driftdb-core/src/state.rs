@@ -215,12 +215,13 @@ impl State {
                             return Err(Error::KeyNotFound { table: table.to_owned(), key });
                         };
                         if let Some(pk) = event.body.get(&schema.primary_key)
-                            && Key::from_value(pk).as_ref() != Some(&key) {
-                                return Err(Error::invalid(format!(
-                                    "PATCH cannot change or remove the primary key field `{}`",
-                                    schema.primary_key
-                                )));
-                            }
+                            && Key::from_value(pk).as_ref() != Some(&key)
+                        {
+                            return Err(Error::invalid(format!(
+                                "PATCH cannot change or remove the primary key field `{}`",
+                                schema.primary_key
+                            )));
+                        }
                         let mut doc = (*current).clone();
                         doc.merge_patch(&event.body);
                         check_document("document", &doc)?;

@@ -100,15 +100,12 @@ impl<'db> Transaction<'db> {
     /// [`Error::DuplicateKey`] when the key is live. Returns the key.
     pub fn insert(&mut self, table: &str, doc: Value) -> Result<Key> {
         let schema = self.db.state.read().overlay_schema_of(&self.overlay, table)?;
-        let key = doc
-            .get(&schema.primary_key)
-            .and_then(Key::from_value)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "the document needs its primary key field `{}` as a string or an integer",
-                    schema.primary_key
-                ))
-            })?;
+        let key = doc.get(&schema.primary_key).and_then(Key::from_value).ok_or_else(|| {
+            Error::invalid(format!(
+                "the document needs its primary key field `{}` as a string or an integer",
+                schema.primary_key
+            ))
+        })?;
         self.push(Event {
             table: table.to_owned(),
             kind: EventType::Insert,

@@ -197,8 +197,8 @@ pub(crate) fn check_document(what: &'static str, doc: &Value) -> Result<u64> {
 /// assert_eq!(v.get("age"), Some(&driftdb_core::Value::Int(42)));
 /// ```
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
-    let bytes = rmp_serde::to_vec_named(value)
-        .map_err(|e| Error::Conversion { reason: e.to_string() })?;
+    let bytes =
+        rmp_serde::to_vec_named(value).map_err(|e| Error::Conversion { reason: e.to_string() })?;
     rmp_serde::from_slice(&bytes).map_err(|e| Error::Conversion { reason: e.to_string() })
 }
 

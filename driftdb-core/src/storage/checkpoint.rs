@@ -64,12 +64,13 @@ impl Checkpoint {
         })?;
         let at = FILE_HEADER_BYTES as u64;
         let body = data.get(FILE_HEADER_BYTES..).unwrap_or_default();
-        let f = frame::decode(body, u32::MAX).map_err(|e| Error::corrupt(path, at, e.to_string()))?;
+        let f =
+            frame::decode(body, u32::MAX).map_err(|e| Error::corrupt(path, at, e.to_string()))?;
         if f.kind != EventType::Checkpoint || f.size != body.len() {
             return Err(Error::corrupt(path, at, "not a single CHECKPOINT frame"));
         }
-        let cp: Checkpoint =
-            rmp_serde::from_slice(f.payload).map_err(|e| Error::corrupt(path, at, e.to_string()))?;
+        let cp: Checkpoint = rmp_serde::from_slice(f.payload)
+            .map_err(|e| Error::corrupt(path, at, e.to_string()))?;
         if cp.seq != f.seq {
             return Err(Error::corrupt(path, at, "checkpoint seq does not match its frame"));
         }

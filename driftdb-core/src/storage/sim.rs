@@ -140,7 +140,8 @@ impl SimFs {
     /// A copy of everything written so far, as if the process died but the OS kept its cache.
     pub fn process_crash_image(&self) -> SimFs {
         let s = self.state.lock();
-        let mut out = State { inodes: s.inodes.clone(), next_inode: s.next_inode, ..State::default() };
+        let mut out =
+            State { inodes: s.inodes.clone(), next_inode: s.next_inode, ..State::default() };
         for inode in out.inodes.values_mut() {
             inode.durable_len = inode.data.len();
         }
@@ -163,11 +164,7 @@ impl SimFs {
     /// Paths of all files (live view), for tests that look at every file.
     pub fn files(&self) -> Vec<PathBuf> {
         let s = self.state.lock();
-        s.live
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::File(_)))
-            .map(|(p, _)| p.clone())
-            .collect()
+        s.live.iter().filter(|(_, e)| matches!(e, Entry::File(_))).map(|(p, _)| p.clone()).collect()
     }
 }
 

@@ -119,13 +119,14 @@ pub(crate) fn scan(path: &Path, data: &[u8]) -> Result<WalScan> {
         let records = decode_batch(frame.payload).map_err(|e| Error::corrupt(path, at, e))?;
         for record in &records {
             if let Some(prev) = last_seq
-                && record.seq != prev + 1 {
-                    return Err(Error::corrupt(
-                        path,
-                        at,
-                        format!("seq {} follows seq {prev}", record.seq),
-                    ));
-                }
+                && record.seq != prev + 1
+            {
+                return Err(Error::corrupt(
+                    path,
+                    at,
+                    format!("seq {} follows seq {prev}", record.seq),
+                ));
+            }
             last_seq = Some(record.seq);
         }
         if records.is_empty() || last_seq != Some(frame.seq) {

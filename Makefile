@@ -1,0 +1,46 @@
+# DriftDB developer commands. `make ci` runs exactly what `.ci/run` runs.
+CARGO ?= cargo
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+export RUSTDOCFLAGS := -D warnings
+
+.PHONY: build test demo bench fmt fmt-check clippy doc ci soak clean
+
+build:
+	$(CARGO) build --workspace --release
+
+## The tests: formatting, lints, every test suite (unit, doc, integration, crash), and docs.
+test: fmt-check clippy
+	@mkdir -p target
+	$(CARGO) test --workspace --all-targets 2>&1 | tee target/test-output.txt
+	$(CARGO) test --workspace --doc 2>&1 | tee -a target/test-output.txt
+	@scripts/check-test-counts.sh target/test-output.txt
+	$(CARGO) doc --workspace --no-deps
+
+## The main job: a runnable example that embeds the engine and travels through history.
+demo:
+	$(CARGO) run --release -q -p driftdb-core --example time_travel
+
+bench:
+	$(CARGO) bench -p driftdb-benches
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+doc:
+	$(CARGO) doc --workspace --no-deps
+
+ci: test
+
+## Long crash soak (not in CI): many more kill trials and model cases.
+soak:
+	DRIFTDB_CRASH_TRIALS=2000 PROPTEST_CASES=1000 $(CARGO) test --release -p driftdb-core --test crash_kill --test model
+
+clean:
+	$(CARGO) clean
