@@ -27,7 +27,7 @@ use crate::db::{CommitInfo, Database};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::schema::{TableMeta, TableSchema};
-use crate::state::State;
+use crate::state::{Change, State};
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, SegmentPos};
 use crate::storage::frame::{
     FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
@@ -242,8 +242,15 @@ impl Database {
         }
     }
 
-    /// Validate, sequence, log durably and apply a transaction's events.
-    pub(crate) fn commit_events(&self, events: &[Event]) -> Result<CommitInfo> {
+    /// Validate, sequence, log durably and apply a transaction's events. `checked` holds the
+    /// changes validated as the events were added, against the state at `read_seq`: they are
+    /// reused when nothing was committed since, and recomputed otherwise.
+    pub(crate) fn commit_events(
+        &self,
+        events: &[Event],
+        checked: Vec<Change>,
+        read_seq: u64,
+    ) -> Result<CommitInfo> {
         if events.is_empty() {
             let seq = self.last_seq();
             let unix_ms = self.commit_time(seq).unwrap_or(0);
@@ -251,7 +258,11 @@ impl Database {
         }
         self.check_poison()?;
         let mut writer = self.writer.lock();
-        let changes = self.state.read().prepare(events)?;
+        let changes = if writer.last_seq == read_seq && checked.len() == events.len() {
+            checked
+        } else {
+            self.state.read().prepare(events)?
+        };
         let seq = writer.last_seq + 1;
         let unix_ms = now_ms().max(writer.last_ms);
         let pending = self.encode(seq, unix_ms, events)?;
@@ -273,7 +284,7 @@ impl Database {
     }
 
     fn encode(&self, seq: u64, unix_ms: u64, events: &[Event]) -> Result<Pending> {
-        let wal_record = wal::encode_txn(seq, unix_ms, events)?;
+        let wal_record = crate::event::encode_txn(seq, unix_ms, events)?;
         let mut tables: Vec<TableWrite> = Vec::new();
         for event in events {
             let index = match tables.iter().position(|t| t.table == event.table) {

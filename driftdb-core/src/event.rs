@@ -1,7 +1,11 @@
 //! Events: the changes a transaction makes, as they are logged and replayed.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::Arc;
 
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+use crate::limits::TRANSACTION_BYTES_MAX;
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value};
 
@@ -13,7 +17,52 @@ pub(crate) struct Event {
     pub key: Option<Key>,
     /// INSERT: the document; PATCH: the merge patch; SOFT_DELETE and DROP: null;
     /// CREATE and ALTER: the table's whole schema.
-    pub body: Value,
+    pub body: Arc<Value>,
+    /// msgpack of `[key, body]`: the segment frame payload, and the tail of the WAL event.
+    /// Encoded once, when the event is made.
+    pub encoded: Vec<u8>,
+}
+
+/// msgpack marker of a two-element array (`[key, body]`).
+const FIXARRAY_2: u8 = 0x92;
+
+impl Event {
+    pub fn new(table: &str, kind: EventType, key: Option<Key>, body: Arc<Value>) -> Result<Event> {
+        let encoded = rmp_serde::to_vec(&(&key, &*body))
+            .map_err(|e| Error::Conversion { reason: e.to_string() })?;
+        debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
+        Ok(Event { table: table.to_owned(), kind, key, body, encoded })
+    }
+
+    /// Append the WAL form `[table, type, key, body]`, reusing the encoded `[key, body]`.
+    fn write_wal(&self, out: &mut Vec<u8>) {
+        let _ = rmp::encode::write_array_len(out, 4);
+        let _ = rmp::encode::write_str(out, &self.table);
+        let _ = rmp::encode::write_uint(out, u64::from(self.kind as u8));
+        out.extend_from_slice(self.encoded.get(1..).unwrap_or_default());
+    }
+}
+
+/// Encode one transaction record `[seq, unix_ms, [events]]`, checking the size limit.
+pub(crate) fn encode_txn(seq: u64, unix_ms: u64, events: &[Event]) -> Result<Vec<u8>> {
+    let size: usize = events.iter().map(|e| e.encoded.len() + e.table.len() + 8).sum();
+    let mut out = Vec::with_capacity(size + 32);
+    let _ = rmp::encode::write_array_len(&mut out, 3);
+    let _ = rmp::encode::write_uint(&mut out, seq);
+    let _ = rmp::encode::write_uint(&mut out, unix_ms);
+    let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
+    let _ = rmp::encode::write_array_len(&mut out, count);
+    for event in events {
+        event.write_wal(&mut out);
+        if out.len() as u64 > TRANSACTION_BYTES_MAX {
+            return Err(Error::TooLarge {
+                what: "transaction",
+                size: out.len() as u64,
+                limit: TRANSACTION_BYTES_MAX,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What kind of change a history entry records.
@@ -55,24 +104,18 @@ impl std::fmt::Display for ChangeKind {
 }
 
 /// On the wire (WAL): the msgpack array `[table, type, key, body]`.
-impl Serialize for Event {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (&self.table, self.kind as u8, &self.key, &self.body).serialize(s)
-    }
-}
-
 impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let (table, kind, key, body) = <(String, u8, Option<Key>, Value)>::deserialize(d)?;
         let kind = EventType::from_u8(kind)
             .filter(|k| (*k as u8) < EventType::WalBatch as u8)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown event type {kind}")))?;
-        Ok(Event { table, kind, key, body })
+        Event::new(&table, kind, key, Arc::new(body)).map_err(serde::de::Error::custom)
     }
 }
 
 /// One committed transaction as the WAL stores it: the msgpack array `[seq, unix_ms, [events]]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(crate) struct TxnRecord {
     pub seq: u64,
     pub unix_ms: u64,

@@ -32,8 +32,10 @@ use crate::storage::fs::{Fs, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
 use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
 
-/// Entries a database directory may hold before its CHECKPOINT exists (a torn `init`).
-const INIT_ENTRIES: [&str; 5] = ["LOCK", "tables", "wal", "migrations", "backups"];
+/// Entries a database directory may hold before its CHECKPOINT exists (a torn `init`; a
+/// process that died while writing the first checkpoint leaves `CHECKPOINT.tmp` behind).
+const INIT_ENTRIES: [&str; 6] =
+    ["LOCK", "tables", "wal", "migrations", "backups", "CHECKPOINT.tmp"];
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
@@ -68,11 +70,12 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         init(fs, root)?;
     }
     let cp = Checkpoint::decode(&cp_path, &fs.read(&cp_path).map_err(io_at(&cp_path))?)?;
-    let (state, segments) = load_segments(fs, root, &cp)?;
-
+    // Scan the WAL before `load_segments` cuts segment tails: when the WAL is damaged, those
+    // tails may be the only intact copy of its transactions, so a refused open keeps them.
     let wal_path = root.join(WAL_DIR).join(WAL_FILE);
     let wal_data = fs.read(&wal_path).map_err(io_at(&wal_path))?;
     let scan = wal::scan(&wal_path, &wal_data)?;
+    let (state, segments) = load_segments(fs, root, &cp)?;
     if scan.torn.is_some() {
         fs.truncate(&wal_path, scan.valid_len).map_err(io_at(&wal_path))?;
     }

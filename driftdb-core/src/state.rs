@@ -68,7 +68,7 @@ pub(crate) struct Overlay {
     tables: HashMap<String, Option<Arc<TableSchema>>>,
     /// Tables (re)created inside the transaction: their older rows are not live.
     fresh_tables: HashSet<String>,
-    rows: HashMap<(String, Key), Option<Arc<Value>>>,
+    rows: HashMap<String, HashMap<Key, Option<Arc<Value>>>>,
 }
 
 impl Overlay {
@@ -133,7 +133,7 @@ impl State {
 
     /// The live document of a key as the transaction sees it.
     pub fn overlay_doc(&self, overlay: &Overlay, table: &str, key: &Key) -> Option<Arc<Value>> {
-        if let Some(doc) = overlay.rows.get(&(table.to_owned(), key.clone())) {
+        if let Some(doc) = overlay.rows.get(table).and_then(|rows| rows.get(key)) {
             return doc.clone();
         }
         if overlay.fresh_tables.contains(table) {
@@ -156,7 +156,7 @@ impl State {
             table: table.to_owned(),
             key: event.key.clone(),
             kind: event.kind,
-            payload: Arc::new(event.body.clone()),
+            payload: event.body.clone(),
             doc: None,
             schema: None,
         };
@@ -170,7 +170,7 @@ impl State {
                         return Err(Error::TableExists { table: table.to_owned() });
                     }
                     overlay.fresh_tables.insert(table.to_owned());
-                    overlay.rows.retain(|(t, _), _| t != table);
+                    overlay.rows.remove(table);
                 } else {
                     let current =
                         current.ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })?;
@@ -196,7 +196,9 @@ impl State {
                 let current = self.overlay_doc(overlay, table, &key);
                 let new_doc = match event.kind {
                     EventType::Insert => {
-                        check_document("document", &event.body)?;
+                        // The encoded [key, body] bounds the document's own encoded size.
+                        let size = event.encoded.len() as u64;
+                        check_document("document", &event.body, Some(size))?;
                         let pk = event.body.get(&schema.primary_key).and_then(Key::from_value);
                         if pk.as_ref() != Some(&key) {
                             return Err(Error::invalid(format!(
@@ -210,7 +212,7 @@ impl State {
                         Some(change.payload.clone())
                     }
                     EventType::Patch => {
-                        check_document("patch", &event.body)?;
+                        check_document("patch", &event.body, Some(event.encoded.len() as u64))?;
                         let Some(current) = current else {
                             return Err(Error::KeyNotFound { table: table.to_owned(), key });
                         };
@@ -224,7 +226,7 @@ impl State {
                         }
                         let mut doc = (*current).clone();
                         doc.merge_patch(&event.body);
-                        check_document("document", &doc)?;
+                        check_document("document", &doc, None)?;
                         Some(Arc::new(doc))
                     }
                     _ => {
@@ -234,7 +236,16 @@ impl State {
                         None
                     }
                 };
-                overlay.rows.insert((table.to_owned(), key), new_doc.clone());
+                match overlay.rows.get_mut(table) {
+                    Some(rows) => {
+                        rows.insert(key, new_doc.clone());
+                    }
+                    None => {
+                        overlay
+                            .rows
+                            .insert(table.to_owned(), HashMap::from([(key, new_doc.clone())]));
+                    }
+                }
                 change.doc = new_doc;
             }
             EventType::WalBatch | EventType::Checkpoint => {
@@ -262,6 +273,23 @@ impl State {
             let table = self.tables.entry(change.table).or_default();
             match change.kind {
                 EventType::CreateTable | EventType::AlterTable | EventType::DropTable => {
+                    if change.kind == EventType::CreateTable
+                        && table.schemas.last().is_some_and(|s| s.seq == seq)
+                    {
+                        // Dropped and re-created in this transaction: rows written before the
+                        // drop, at this same seq, are not live in the new incarnation. Mark
+                        // them with a version that has no document (history skips its kind).
+                        for versions in table.rows.values_mut() {
+                            if versions.last().is_some_and(|v| v.seq == seq && v.doc.is_some()) {
+                                versions.push(Version {
+                                    seq,
+                                    kind: EventType::DropTable,
+                                    payload: Arc::new(Value::Null),
+                                    doc: None,
+                                });
+                            }
+                        }
+                    }
                     let created_seq = if change.kind == EventType::CreateTable {
                         seq
                     } else {

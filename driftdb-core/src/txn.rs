@@ -3,6 +3,7 @@
 //! then committed atomically with one seq.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -10,7 +11,7 @@ use crate::db::{CommitInfo, Database};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::schema::{TableSchema, validate_table_name};
-use crate::state::Overlay;
+use crate::state::{Change, Overlay};
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value, to_value};
 
@@ -32,6 +33,8 @@ use crate::value::{Key, Value, to_value};
 pub struct Transaction<'db> {
     db: &'db Database,
     events: Vec<Event>,
+    /// The change each event makes, as validated when it was added.
+    changes: Vec<Change>,
     overlay: Overlay,
 }
 
@@ -46,7 +49,7 @@ impl fmt::Debug for Transaction<'_> {
 
 impl<'db> Transaction<'db> {
     pub(crate) fn new(db: &'db Database, read_seq: u64) -> Self {
-        Transaction { db, events: Vec::new(), overlay: Overlay::new(read_seq) }
+        Transaction { db, events: Vec::new(), changes: Vec::new(), overlay: Overlay::new(read_seq) }
     }
 
     /// The seq this transaction reads at (plus its own writes).
@@ -64,10 +67,12 @@ impl<'db> Transaction<'db> {
         self.events.is_empty()
     }
 
-    fn push(&mut self, event: Event) -> Result<()> {
+    fn push(&mut self, table: &str, kind: EventType, key: Option<Key>, body: Value) -> Result<()> {
         self.db.check_poison()?;
-        self.db.state.read().check(&mut self.overlay, &event)?;
+        let event = Event::new(table, kind, key, Arc::new(body))?;
+        let change = self.db.state.read().check(&mut self.overlay, &event)?;
         self.events.push(event);
+        self.changes.push(change);
         Ok(())
     }
 
@@ -76,24 +81,19 @@ impl<'db> Transaction<'db> {
         validate_table_name(name)?;
         schema.validate()?;
         let body = to_value(&schema)?;
-        self.push(Event { table: name.to_owned(), kind: EventType::CreateTable, key: None, body })
+        self.push(name, EventType::CreateTable, None, body)
     }
 
     /// Replace a table's schema (the primary key field cannot change).
     pub fn alter_table(&mut self, name: &str, schema: TableSchema) -> Result<()> {
         schema.validate()?;
         let body = to_value(&schema)?;
-        self.push(Event { table: name.to_owned(), kind: EventType::AlterTable, key: None, body })
+        self.push(name, EventType::AlterTable, None, body)
     }
 
     /// Drop a table. Its history stays readable `AS OF` earlier seqs.
     pub fn drop_table(&mut self, name: &str) -> Result<()> {
-        self.push(Event {
-            table: name.to_owned(),
-            kind: EventType::DropTable,
-            key: None,
-            body: Value::Null,
-        })
+        self.push(name, EventType::DropTable, None, Value::Null)
     }
 
     /// Insert a document (a map holding the table's primary key field). Fails with
@@ -106,12 +106,7 @@ impl<'db> Transaction<'db> {
                 schema.primary_key
             ))
         })?;
-        self.push(Event {
-            table: table.to_owned(),
-            kind: EventType::Insert,
-            key: Some(key.clone()),
-            body: doc,
-        })?;
+        self.push(table, EventType::Insert, Some(key.clone()), doc)?;
         Ok(key)
     }
 
@@ -123,23 +118,13 @@ impl<'db> Transaction<'db> {
     /// Merge `patch` into the live document of `key` (JSON Merge Patch: a null field is
     /// removed). Fails with [`Error::KeyNotFound`] when the key is not live.
     pub fn patch(&mut self, table: &str, key: impl Into<Key>, patch: Value) -> Result<()> {
-        self.push(Event {
-            table: table.to_owned(),
-            kind: EventType::Patch,
-            key: Some(key.into()),
-            body: patch,
-        })
+        self.push(table, EventType::Patch, Some(key.into()), patch)
     }
 
     /// Make `key` invisible from now on; its history stays. Fails with
     /// [`Error::KeyNotFound`] when the key is not live.
     pub fn soft_delete(&mut self, table: &str, key: impl Into<Key>) -> Result<()> {
-        self.push(Event {
-            table: table.to_owned(),
-            kind: EventType::SoftDelete,
-            key: Some(key.into()),
-            body: Value::Null,
-        })
+        self.push(table, EventType::SoftDelete, Some(key.into()), Value::Null)
     }
 
     /// The document of `key` as this transaction sees it.
@@ -152,7 +137,7 @@ impl<'db> Transaction<'db> {
     /// Commit: returns once the transaction is durable, with its seq and time.
     /// On error nothing of the transaction is applied.
     pub fn commit(self) -> Result<CommitInfo> {
-        self.db.commit_events(&self.events)
+        self.db.commit_events(&self.events, self.changes, self.overlay.base_seq)
     }
 
     /// Discard every buffered event.

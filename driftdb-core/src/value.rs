@@ -170,8 +170,34 @@ impl From<String> for Key {
     }
 }
 
-/// Check that `doc` can be stored: a map, not too deep, not too large. Returns its encoded size.
-pub(crate) fn check_document(what: &'static str, doc: &Value) -> Result<u64> {
+/// Counts the bytes written to it.
+struct ByteCounter(u64);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The msgpack size of `value`, without building the bytes.
+pub(crate) fn encoded_size(value: &Value) -> Result<u64> {
+    let mut counter = ByteCounter(0);
+    rmp_serde::encode::write(&mut counter, value)
+        .map_err(|e| Error::Conversion { reason: e.to_string() })?;
+    Ok(counter.0)
+}
+
+/// Check that `doc` can be stored: a map, not too deep, not too large. `known_size` is its
+/// encoded size when the caller has it already. Returns the encoded size.
+pub(crate) fn check_document(
+    what: &'static str,
+    doc: &Value,
+    known_size: Option<u64>,
+) -> Result<u64> {
     if !matches!(doc, Value::Map(_)) {
         return Err(Error::invalid(format!("a {what} must be a map (a JSON object)")));
     }
@@ -181,7 +207,10 @@ pub(crate) fn check_document(what: &'static str, doc: &Value) -> Result<u64> {
             "{what} nests {depth} levels deep; the limit is {DOCUMENT_DEPTH_MAX}"
         )));
     }
-    let size = doc.to_msgpack()?.len() as u64;
+    let size = match known_size {
+        Some(size) => size,
+        None => encoded_size(doc)?,
+    };
     if size > DOCUMENT_BYTES_MAX {
         return Err(Error::TooLarge { what, size, limit: DOCUMENT_BYTES_MAX });
     }
@@ -387,16 +416,18 @@ mod tests {
 
     #[test]
     fn document_limits_are_enforced() {
-        assert!(check_document("document", &Value::Int(1)).is_err());
+        assert!(check_document("document", &Value::Int(1), None).is_err());
         let mut deep = Value::Map(Map::new());
         for _ in 0..DOCUMENT_DEPTH_MAX + 1 {
             let mut m = Map::new();
             m.insert("x".into(), deep);
             deep = Value::Map(m);
         }
-        assert!(matches!(check_document("document", &deep), Err(Error::InvalidInput { .. })));
+        assert!(matches!(check_document("document", &deep, None), Err(Error::InvalidInput { .. })));
         let big = Value::from(json!({"s": "x".repeat(DOCUMENT_BYTES_MAX as usize)}));
-        assert!(matches!(check_document("document", &big), Err(Error::TooLarge { .. })));
+        assert!(matches!(check_document("document", &big, None), Err(Error::TooLarge { .. })));
+        let v = Value::from(json!({"a": [1, 2.5, "x"], "b": null}));
+        assert_eq!(encoded_size(&v).unwrap(), v.to_msgpack().unwrap().len() as u64);
         assert!(Key::Str("k".repeat(2000)).check_size().is_err());
     }
 

@@ -47,8 +47,7 @@ pub fn parse_segment_name(name: &str) -> Option<u32> {
 
 /// Append the frame of one event to `out`.
 pub(crate) fn encode_event(out: &mut Vec<u8>, seq: u64, unix_ms: u64, event: &Event) -> Result<()> {
-    let payload = rmp_serde::to_vec(&(&event.key, &event.body))
-        .map_err(|e| Error::Conversion { reason: e.to_string() })?;
+    let payload = &event.encoded;
     let size = payload.len() as u64;
     if size > u64::from(SEGMENT_FRAME_BYTES_MAX) - 32 {
         return Err(Error::TooLarge {
@@ -57,7 +56,7 @@ pub(crate) fn encode_event(out: &mut Vec<u8>, seq: u64, unix_ms: u64, event: &Ev
             limit: u64::from(SEGMENT_FRAME_BYTES_MAX) - 32,
         });
     }
-    frame::encode(out, seq, unix_ms, event.kind, &payload);
+    frame::encode(out, seq, unix_ms, event.kind, payload);
     Ok(())
 }
 
@@ -80,7 +79,13 @@ pub(crate) fn decode_payload(
     }
     let mut de = rmp_serde::Deserializer::new(payload);
     let (key, body) = <(Option<Key>, Value)>::deserialize(&mut de).map_err(|e| e.to_string())?;
-    Ok(Event { table: table.to_owned(), kind, key, body })
+    Ok(Event {
+        table: table.to_owned(),
+        kind,
+        key,
+        body: std::sync::Arc::new(body),
+        encoded: payload.to_vec(),
+    })
 }
 
 /// Read the events in the first `trusted_len` bytes of a segment. Everything there must be
@@ -136,11 +141,8 @@ mod tests {
     #[test]
     fn scan_reports_damage_with_offset() {
         let mut data = FileHeader::new(SEGMENT_MAGIC).encode().to_vec();
-        let ev = |k: i64| Event {
-            table: "t".into(),
-            kind: EventType::Insert,
-            key: Some(Key::Int(k)),
-            body: Value::Int(k),
+        let ev = |k: i64| {
+            Event::new("t", EventType::Insert, Some(Key::Int(k)), Value::Int(k).into()).unwrap()
         };
         encode_event(&mut data, 1, 10, &ev(1)).unwrap();
         let second = data.len();

@@ -30,26 +30,14 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::event::{Event, TxnRecord};
-use crate::limits::{TRANSACTION_BYTES_MAX, WAL_FRAME_BYTES_MAX};
+use crate::event::TxnRecord;
+use crate::limits::WAL_FRAME_BYTES_MAX;
 use crate::storage::frame::{self, EventType, FILE_HEADER_BYTES, FileHeader, WAL_MAGIC};
 
 /// The WAL's directory, relative to the database root.
 pub const WAL_DIR: &str = "wal";
 /// The WAL's file name.
 pub const WAL_FILE: &str = "wal.log";
-
-/// Encode one transaction record (msgpack), checking the transaction size limit.
-pub(crate) fn encode_txn(seq: u64, unix_ms: u64, events: &[Event]) -> Result<Vec<u8>> {
-    let record = (seq, unix_ms, events);
-    let bytes =
-        rmp_serde::to_vec(&record).map_err(|e| Error::Conversion { reason: e.to_string() })?;
-    let size = bytes.len() as u64;
-    if size > TRANSACTION_BYTES_MAX {
-        return Err(Error::TooLarge { what: "transaction", size, limit: TRANSACTION_BYTES_MAX });
-    }
-    Ok(bytes)
-}
 
 /// Append WAL_BATCH frames holding `records` (each `(seq, unix_ms, bytes)`) to `out`,
 /// starting a new frame whenever one would exceed the frame limit.
@@ -151,15 +139,12 @@ fn valid_frame_after(data: &[u8], from: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Event, encode_txn};
     use crate::value::{Key, Value};
 
     fn txn(seq: u64) -> Vec<u8> {
-        let ev = Event {
-            table: "t".into(),
-            kind: EventType::Insert,
-            key: Some(Key::Int(seq as i64)),
-            body: Value::Int(seq as i64),
-        };
+        let key = Some(Key::Int(seq as i64));
+        let ev = Event::new("t", EventType::Insert, key, Value::Int(seq as i64).into()).unwrap();
         encode_txn(seq, 1000 + seq, &[ev]).unwrap()
     }
 
