@@ -208,6 +208,10 @@ impl IoState {
     /// Make every segment durable, record the checkpoint, and start an empty WAL.
     pub fn checkpoint(&mut self, db: &Database, seq: u64, unix_ms: u64) -> Result<()> {
         let fs = db.fs.as_ref();
+        let wal_empty = self.wal.len() <= FILE_HEADER_BYTES as u64;
+        if wal_empty && self.rotated.is_empty() && self.segments.values().all(|w| !w.dirty) {
+            return Ok(()); // nothing was written since the last checkpoint
+        }
         for mut file in self.rotated.drain(..) {
             file.sync().map_err(|e| Error::io(&db.root, e))?;
         }

@@ -28,7 +28,8 @@ const FIXARRAY_2: u8 = 0x92;
 
 impl Event {
     pub fn new(table: &str, kind: EventType, key: Option<Key>, body: Arc<Value>) -> Result<Event> {
-        let encoded = rmp_serde::to_vec(&(&key, &*body))
+        let mut encoded = Vec::with_capacity(256);
+        rmp_serde::encode::write(&mut encoded, &(&key, &*body))
             .map_err(|e| Error::Conversion { reason: e.to_string() })?;
         debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
         Ok(Event { table: table.to_owned(), kind, key, body, encoded })

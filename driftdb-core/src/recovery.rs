@@ -228,8 +228,11 @@ fn replay_wal(db: &Database, wal_path: &PathBuf, txns: Vec<TxnRecord>) -> Result
                 txn.seq, writer.last_seq
             )));
         }
-        db.replay_one(&txn)
-            .map_err(|e| corrupt(format!("seq {} does not replay: {e}", txn.seq)))?;
+        // An I/O failure while writing the segments is not damage in the WAL: report it as is.
+        db.replay_one(&txn).map_err(|e| match e {
+            Error::Io { .. } => e,
+            e => corrupt(format!("seq {} does not replay: {e}", txn.seq)),
+        })?;
         writer.last_seq = txn.seq;
         writer.last_ms = writer.last_ms.max(txn.unix_ms);
         let mut queue = db.queue.lock();

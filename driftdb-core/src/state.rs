@@ -6,7 +6,9 @@
 //! Memory per version: the seq, the kind, and shared pointers to the event's payload and the
 //! resulting document (`Arc<Value>`; an INSERT shares one value for both).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -75,9 +77,9 @@ impl Overlay {
     pub fn new(base_seq: u64) -> Self {
         Overlay {
             base_seq,
-            tables: HashMap::new(),
+            tables: HashMap::default(),
             fresh_tables: HashSet::new(),
-            rows: HashMap::new(),
+            rows: HashMap::default(),
         }
     }
 }
@@ -236,15 +238,11 @@ impl State {
                         None
                     }
                 };
-                match overlay.rows.get_mut(table) {
-                    Some(rows) => {
-                        rows.insert(key, new_doc.clone());
-                    }
-                    None => {
-                        overlay
-                            .rows
-                            .insert(table.to_owned(), HashMap::from([(key, new_doc.clone())]));
-                    }
+                if !overlay.rows.contains_key(table) {
+                    overlay.rows.insert(table.to_owned(), HashMap::default());
+                }
+                if let Some(rows) = overlay.rows.get_mut(table) {
+                    rows.insert(key, new_doc.clone());
                 }
                 change.doc = new_doc;
             }
