@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 export RUSTDOCFLAGS := -D warnings
 
-.PHONY: build test demo bench fmt fmt-check clippy doc ci soak clean
+.PHONY: build test demo bench fmt fmt-check clippy doc ci soak fuzz clean
 
 build:
 	$(CARGO) build --workspace --release
@@ -41,6 +41,11 @@ ci: test
 ## Long crash soak (not in CI): many more kill trials and model cases.
 soak:
 	DRIFTDB_CRASH_TRIALS=2000 PROPTEST_CASES=1000 $(CARGO) test --release -p driftdb-core --test crash_kill --test model
+
+## Fuzz the frame decoder and file checkers (needs `cargo install cargo-fuzz@0.13.2`).
+## New corpus entries land in fuzz/corpus/frame_decode, which CI replays as a test.
+fuzz:
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run frame_decode -- -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096
 
 clean:
 	$(CARGO) clean
