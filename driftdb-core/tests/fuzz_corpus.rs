@@ -1,6 +1,7 @@
 //! Replays the fuzz corpus (`fuzz/corpus/frame_decode/`) and generated damaged files through
 //! the frame decoder and the file checkers: every input must return, never panic.
 //! `DRIFTDB_WRITE_SEED_CORPUS=1` writes the generated seeds into the corpus directory.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 

@@ -14,11 +14,13 @@
 //! a transaction is in the log whole or not at all: the frame is the commit marker.
 //!
 //! **Recovery.** Frames are read from the start. At the first frame that fails (short, bad
-//! length, bad CRC) the reader looks for any valid WAL_BATCH frame further on. If there is none,
-//! the damage is a torn tail: the batch being written when the process died, never acknowledged;
-//! the file is truncated there. If a valid frame follows, a batch in the middle is damaged,
-//! which fsync ordering rules out for a torn write (a later batch is written only after the
-//! earlier one was durable), so recovery refuses with `Corrupt { file, offset }`.
+//! length, bad CRC) the reader looks further on for valid WAL_BATCH frames with later seqs
+//! that chain exactly to the end of the file. If there are none, the damage is a torn tail:
+//! the batch being written when the process died, never acknowledged; the file is truncated
+//! there. If there are, a batch in the middle is damaged, which fsync ordering rules out for a
+//! torn write (a later batch is written only after the earlier one was durable), so recovery
+//! refuses with `Corrupt { file, offset }`. Requiring the chain keeps a document that happens
+//! to contain a copy of a WAL frame from turning an ordinary torn tail into a refusal.
 //!
 //! **Retirement.** At a checkpoint every transaction in the log is already durable in the table
 //! segments, so the log is replaced by an empty one (write `wal.log.tmp`, fsync, rename over
@@ -93,7 +95,7 @@ pub(crate) fn scan(path: &Path, data: &[u8]) -> Result<WalScan> {
         let frame = match frame::decode(rest, WAL_FRAME_BYTES_MAX) {
             Ok(frame) => frame,
             Err(err) => {
-                if valid_frame_after(data, offset + 1) {
+                if valid_chain_after(data, offset + 1, last_seq.unwrap_or(0)) {
                     return Err(Error::corrupt(path, offset as u64, err.to_string()));
                 }
                 scan.torn = Some((offset as u64, err.to_string()));
@@ -127,12 +129,28 @@ pub(crate) fn scan(path: &Path, data: &[u8]) -> Result<WalScan> {
     Ok(scan)
 }
 
-/// Whether a valid WAL_BATCH frame starts anywhere at or after `from`.
-fn valid_frame_after(data: &[u8], from: usize) -> bool {
-    (from..data.len()).any(|at| {
+/// Whether valid WAL_BATCH frames start somewhere at or after `from`, with a seq after
+/// `last_seq`, and follow each other exactly up to the end of the file. That is what a later
+/// group commit looks like; bytes that merely contain a frame (a document holding a copy of a
+/// DriftDB file, say) almost never also chain to the end of the file.
+fn valid_chain_after(data: &[u8], from: usize, last_seq: u64) -> bool {
+    let batch_at = |at: usize| {
         data.get(at..)
             .and_then(|rest| frame::decode(rest, WAL_FRAME_BYTES_MAX).ok())
-            .is_some_and(|f| f.kind == EventType::WalBatch)
+            .filter(|f| f.kind == EventType::WalBatch)
+    };
+    (from..data.len()).any(|start| {
+        let Some(first) = batch_at(start).filter(|f| f.seq > last_seq) else {
+            return false;
+        };
+        let mut at = start + first.size;
+        while at < data.len() {
+            match batch_at(at) {
+                Some(f) => at += f.size,
+                None => return false,
+            }
+        }
+        at == data.len()
     })
 }
 
@@ -183,6 +201,27 @@ mod tests {
         let mut zeroed = data.clone();
         zeroed[starts[1] + 3..].fill(0);
         assert_eq!(scan(Path::new("w"), &zeroed).unwrap().txns.len(), 1);
+    }
+
+    #[test]
+    fn a_frame_inside_the_torn_batch_does_not_look_like_a_later_batch() {
+        // The last batch carries a copy of a whole WAL frame in its payload, then is torn.
+        let (first, _) = wal(&[&[1]]);
+        let embedded = first[FILE_HEADER_BYTES..].to_vec();
+        let mut data = first.clone();
+        let ev = Event::new(
+            "t",
+            EventType::Insert,
+            Some(Key::Int(2)),
+            Value::Map([("blob".to_string(), Value::Bytes(embedded))].into()).into(),
+        )
+        .unwrap();
+        let rec = encode_txn(2, 1002, &[ev]).unwrap();
+        encode_batches(&mut data, &[(2, 1002, rec.as_slice())]);
+        let torn = &data[..data.len() - 5];
+        let scan = scan(Path::new("w"), torn).unwrap();
+        assert_eq!(scan.txns.len(), 1);
+        assert_eq!(scan.valid_len, first.len() as u64);
     }
 
     #[test]
