@@ -9,6 +9,8 @@
 // this test file get the same allowance, and may panic with a message.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -64,19 +66,7 @@ fn ok<T>(result: driftdb_core::Result<T>, ctx: impl Display) -> T {
     }
 }
 
-/// A tiny deterministic xorshift generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use common::Rng;
 
 fn apply(state: &mut ModelState, op: &Op) {
     match op {
