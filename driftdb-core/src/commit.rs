@@ -84,7 +84,35 @@ pub(crate) struct Queue {
 pub(crate) struct SegmentWriter {
     pub id: u32,
     pub file: Box<dyn FsFile>,
+    /// Frames not yet handed to the file (see [`SEGMENT_BUFFER_BYTES`]).
+    pub buffer: Vec<u8>,
     pub dirty: bool,
+}
+
+/// Segment frames are collected in memory and written in pieces of about this size. Segment
+/// bytes are trusted only after a checkpoint, and the WAL holds everything after it, so
+/// holding them back costs no durability; it keeps the commit path to one write and one
+/// fsync, and on ext4 (data=ordered) it keeps the WAL's fsync from flushing segment data too.
+pub(crate) const SEGMENT_BUFFER_BYTES: usize = 1024 * 1024;
+
+impl SegmentWriter {
+    pub fn new(id: u32, file: Box<dyn FsFile>, dirty: bool) -> Self {
+        SegmentWriter { id, file, buffer: Vec::new(), dirty }
+    }
+
+    /// Length of the segment once the buffer is written.
+    fn len(&self) -> u64 {
+        self.file.len() + self.buffer.len() as u64
+    }
+
+    /// Hand the buffered frames to the file.
+    fn flush(&mut self, path: &Path) -> Result<()> {
+        if !self.buffer.is_empty() {
+            self.file.append(&self.buffer).map_err(io_err(path))?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
 }
 
 /// Open files; only the group-commit leader (or open/close) touches them.
@@ -168,7 +196,7 @@ pub(crate) fn create_segment(
         file.append(&FileHeader::new(SEGMENT_MAGIC).encode()).map_err(io_err(&path))?;
     }
     fs.sync_dir(&seg_dir).map_err(io_err(&seg_dir))?;
-    Ok(SegmentWriter { id, file, dirty: true })
+    Ok(SegmentWriter::new(id, file, true))
 }
 
 impl IoState {
@@ -184,8 +212,10 @@ impl IoState {
         let Some(writer) = self.segments.get_mut(&write.table) else {
             return Err(Error::invalid("segment writer vanished"));
         };
-        let len = writer.file.len();
+        let seg_dir = table_dir(root, &write.table).join(SEGMENTS_DIR);
+        let len = writer.len();
         if len > FILE_HEADER_BYTES as u64 && len + write.frames.len() as u64 > limit {
+            writer.flush(&seg_dir.join(segment::segment_name(writer.id)))?;
             let next = create_segment(fs, root, &write.table, writer.id + 1)?;
             let old = std::mem::replace(writer, next);
             if old.dirty {
@@ -195,10 +225,11 @@ impl IoState {
         let Some(writer) = self.segments.get_mut(&write.table) else {
             return Err(Error::invalid("segment writer vanished"));
         };
-        let path =
-            table_dir(root, &write.table).join(SEGMENTS_DIR).join(segment::segment_name(writer.id));
-        writer.file.append(&write.frames).map_err(io_err(&path))?;
+        writer.buffer.extend_from_slice(&write.frames);
         writer.dirty = true;
+        if writer.buffer.len() >= SEGMENT_BUFFER_BYTES {
+            writer.flush(&seg_dir.join(segment::segment_name(writer.id)))?;
+        }
         if let Some(files) = &write.derived {
             write_derived(fs, root, files)?;
         }
@@ -218,7 +249,10 @@ impl IoState {
         let mut tables = BTreeMap::new();
         for (name, writer) in &mut self.segments {
             if writer.dirty {
-                writer.file.sync().map_err(|e| Error::io(table_dir(&db.root, name), e))?;
+                let seg_dir = table_dir(&db.root, name).join(SEGMENTS_DIR);
+                let path = seg_dir.join(segment::segment_name(writer.id));
+                writer.flush(&path)?;
+                writer.file.sync().map_err(|e| Error::io(&path, e))?;
                 writer.dirty = false;
             }
             tables.insert(name.clone(), SegmentPos { segment: writer.id, len: writer.file.len() });
@@ -240,6 +274,9 @@ pub(crate) fn reset_wal(fs: &dyn Fs, root: &Path) -> Result<Box<dyn FsFile>> {
 
 impl Database {
     pub(crate) fn check_poison(&self) -> Result<()> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &self.queue.lock().poisoned {
             Some(cause) => Err(Error::Poisoned { cause: cause.clone() }),
             None => Ok(()),
@@ -271,7 +308,7 @@ impl Database {
         let unix_ms = now_ms().max(writer.last_ms);
         let pending = self.encode(seq, unix_ms, events)?;
         let mut state = self.state.write();
-        state.install(seq, unix_ms, changes)?;
+        state.install(seq, unix_ms, events, changes)?;
         let mut pending = pending;
         for write in &mut pending.tables {
             if write.schema_changed {
@@ -291,11 +328,11 @@ impl Database {
         let wal_record = crate::event::encode_txn(seq, unix_ms, events)?;
         let mut tables: Vec<TableWrite> = Vec::new();
         for event in events {
-            let index = match tables.iter().position(|t| t.table == event.table) {
+            let index = match tables.iter().position(|t| *t.table == *event.table) {
                 Some(i) => i,
                 None => {
                     tables.push(TableWrite {
-                        table: event.table.clone(),
+                        table: event.table.to_string(),
                         frames: Vec::new(),
                         schema_changed: false,
                         derived: None,
@@ -338,6 +375,7 @@ impl Database {
             }
             if let Some(cause) = failure {
                 queue.poisoned.get_or_insert(cause);
+                self.poisoned.store(true, Ordering::Release);
             }
             self.queue_cv.notify_all();
         }
@@ -379,7 +417,7 @@ impl Database {
         let mut pending = self.encode(txn.seq, txn.unix_ms, &txn.events)?;
         let mut state = self.state.write();
         let changes = state.prepare(&txn.events)?;
-        state.install(txn.seq, txn.unix_ms, changes)?;
+        state.install(txn.seq, txn.unix_ms, &txn.events, changes)?;
         for write in &mut pending.tables {
             if write.schema_changed {
                 write.derived = derived_files(&state, &write.table);

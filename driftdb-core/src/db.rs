@@ -119,6 +119,8 @@ pub struct Database {
     pub(crate) queue_cv: Condvar,
     pub(crate) io: Mutex<IoState>,
     pub(crate) closed: std::sync::atomic::AtomicBool,
+    /// Set once `queue.poisoned` is set, so the hot path can check without the queue lock.
+    pub(crate) poisoned: std::sync::atomic::AtomicBool,
     pub(crate) _lock: Box<dyn FsLock>,
 }
 

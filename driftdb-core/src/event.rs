@@ -12,7 +12,8 @@ use crate::value::{Key, Value};
 /// One change inside a transaction. Data events carry a key; schema events do not.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Event {
-    pub table: String,
+    /// Shared by the events of one table in a transaction.
+    pub table: Arc<str>,
     pub kind: EventType,
     pub key: Option<Key>,
     /// INSERT: the document; PATCH: the merge patch; SOFT_DELETE and DROP: null;
@@ -27,12 +28,17 @@ pub(crate) struct Event {
 const FIXARRAY_2: u8 = 0x92;
 
 impl Event {
-    pub fn new(table: &str, kind: EventType, key: Option<Key>, body: Arc<Value>) -> Result<Event> {
+    pub fn new(
+        table: Arc<str>,
+        kind: EventType,
+        key: Option<Key>,
+        body: Arc<Value>,
+    ) -> Result<Event> {
         let mut encoded = Vec::with_capacity(256);
         rmp_serde::encode::write(&mut encoded, &(&key, &*body))
             .map_err(|e| Error::Conversion { reason: e.to_string() })?;
         debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
-        Ok(Event { table: table.to_owned(), kind, key, body, encoded })
+        Ok(Event { table, kind, key, body, encoded })
     }
 
     /// Append the WAL form `[table, type, key, body]`, reusing the encoded `[key, body]`.
@@ -111,7 +117,7 @@ impl<'de> Deserialize<'de> for Event {
         let kind = EventType::from_u8(kind)
             .filter(|k| (*k as u8) < EventType::WalBatch as u8)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown event type {kind}")))?;
-        Event::new(&table, kind, key, Arc::new(body)).map_err(serde::de::Error::custom)
+        Event::new(table.into(), kind, key, Arc::new(body)).map_err(serde::de::Error::custom)
     }
 }
 

@@ -93,6 +93,7 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         queue_cv: Condvar::new(),
         io: Mutex::new(IoState { wal: wal_file, segments, rotated: Vec::new() }),
         closed: AtomicBool::new(false),
+        poisoned: AtomicBool::new(false),
         _lock: lock,
     };
     let replayed = replay_wal(&db, &wal_path, scan.txns)?;
@@ -187,7 +188,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
                 return Err(Error::corrupt(&path, 0, "segment named by the checkpoint is missing"));
             }
             let file = fs.open_append(&path, false).map_err(io_at(&path))?;
-            writers.insert(name.clone(), SegmentWriter { id: pos.segment, file, dirty: false });
+            writers.insert(name.clone(), SegmentWriter::new(pos.segment, file, false));
         }
     }
     let mut state = State::default();
@@ -197,7 +198,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
         };
         let changes = state.prepare(&events).map_err(replay)?;
-        state.install(seq, unix_ms, changes).map_err(replay)?;
+        state.install(seq, unix_ms, &events, changes).map_err(replay)?;
     }
     if state.last_seq() != cp.seq {
         return Err(Error::corrupt(

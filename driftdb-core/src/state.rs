@@ -55,8 +55,6 @@ pub(crate) struct State {
 /// A validated change, ready to install at a seq.
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
-    pub table: String,
-    pub key: Option<Key>,
     pub kind: EventType,
     pub payload: Arc<Value>,
     pub doc: Option<Arc<Value>>,
@@ -153,15 +151,9 @@ impl State {
     /// Validate `event` against the state seen through `overlay`, record it in the overlay,
     /// and return the change it makes. Nothing is modified on error.
     pub fn check(&self, overlay: &mut Overlay, event: &Event) -> Result<Change> {
-        let table = event.table.as_str();
-        let mut change = Change {
-            table: table.to_owned(),
-            key: event.key.clone(),
-            kind: event.kind,
-            payload: event.body.clone(),
-            doc: None,
-            schema: None,
-        };
+        let table: &str = &event.table;
+        let mut change =
+            Change { kind: event.kind, payload: event.body.clone(), doc: None, schema: None };
         match event.kind {
             EventType::CreateTable | EventType::AlterTable => {
                 let schema: TableSchema = crate::value::from_value(&event.body)?;
@@ -259,16 +251,30 @@ impl State {
         events.iter().map(|e| self.check(&mut overlay, e)).collect()
     }
 
-    /// Install validated changes as the next seq.
-    pub fn install(&mut self, seq: u64, unix_ms: u64, changes: Vec<Change>) -> Result<()> {
+    /// Install the validated changes of `events` (one per event) as the next seq.
+    pub fn install(
+        &mut self,
+        seq: u64,
+        unix_ms: u64,
+        events: &[Event],
+        changes: Vec<Change>,
+    ) -> Result<()> {
         if seq != self.last_seq() + 1 {
             return Err(Error::invalid(format!(
                 "seq {seq} does not follow the last seq {}",
                 self.last_seq()
             )));
         }
-        for change in changes {
-            let table = self.tables.entry(change.table).or_default();
+        if events.len() != changes.len() {
+            return Err(Error::invalid("events and changes do not match"));
+        }
+        for (event, change) in events.iter().zip(changes) {
+            if !self.tables.contains_key(&*event.table) {
+                self.tables.insert(event.table.to_string(), TableState::default());
+            }
+            let Some(table) = self.tables.get_mut(&*event.table) else {
+                return Err(Error::NoSuchTable { table: event.table.to_string() });
+            };
             match change.kind {
                 EventType::CreateTable | EventType::AlterTable | EventType::DropTable => {
                     if change.kind == EventType::CreateTable
@@ -296,7 +302,7 @@ impl State {
                     table.schemas.push(SchemaVersion { seq, schema: change.schema, created_seq });
                 }
                 _ => {
-                    if let Some(key) = change.key {
+                    if let Some(key) = event.key.clone() {
                         table.rows.entry(key).or_default().push(Version {
                             seq,
                             kind: change.kind,

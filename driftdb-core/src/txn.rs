@@ -36,6 +36,8 @@ pub struct Transaction<'db> {
     /// The change each event makes, as validated when it was added.
     changes: Vec<Change>,
     overlay: Overlay,
+    /// The table name of the last event, shared by the events that follow on the same table.
+    last_table: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -49,7 +51,13 @@ impl fmt::Debug for Transaction<'_> {
 
 impl<'db> Transaction<'db> {
     pub(crate) fn new(db: &'db Database, read_seq: u64) -> Self {
-        Transaction { db, events: Vec::new(), changes: Vec::new(), overlay: Overlay::new(read_seq) }
+        Transaction {
+            db,
+            events: Vec::new(),
+            changes: Vec::new(),
+            overlay: Overlay::new(read_seq),
+            last_table: None,
+        }
     }
 
     /// The seq this transaction reads at (plus its own writes).
@@ -69,7 +77,12 @@ impl<'db> Transaction<'db> {
 
     fn push(&mut self, table: &str, kind: EventType, key: Option<Key>, body: Value) -> Result<()> {
         self.db.check_poison()?;
-        let event = Event::new(table, kind, key, Arc::new(body))?;
+        let name = match &self.last_table {
+            Some(name) if &**name == table => name.clone(),
+            _ => Arc::from(table),
+        };
+        self.last_table = Some(name.clone());
+        let event = Event::new(name, kind, key, Arc::new(body))?;
         let change = self.db.state.read().check(&mut self.overlay, &event)?;
         self.events.push(event);
         self.changes.push(change);

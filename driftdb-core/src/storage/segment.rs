@@ -80,7 +80,7 @@ pub(crate) fn decode_payload(
     let mut de = rmp_serde::Deserializer::new(payload);
     let (key, body) = <(Option<Key>, Value)>::deserialize(&mut de).map_err(|e| e.to_string())?;
     Ok(Event {
-        table: table.to_owned(),
+        table: table.into(),
         kind,
         key,
         body: std::sync::Arc::new(body),
@@ -142,7 +142,8 @@ mod tests {
     fn scan_reports_damage_with_offset() {
         let mut data = FileHeader::new(SEGMENT_MAGIC).encode().to_vec();
         let ev = |k: i64| {
-            Event::new("t", EventType::Insert, Some(Key::Int(k)), Value::Int(k).into()).unwrap()
+            Event::new("t".into(), EventType::Insert, Some(Key::Int(k)), Value::Int(k).into())
+                .unwrap()
         };
         encode_event(&mut data, 1, 10, &ev(1)).unwrap();
         let second = data.len();

@@ -162,7 +162,8 @@ mod tests {
 
     fn txn(seq: u64) -> Vec<u8> {
         let key = Some(Key::Int(seq as i64));
-        let ev = Event::new("t", EventType::Insert, key, Value::Int(seq as i64).into()).unwrap();
+        let ev =
+            Event::new("t".into(), EventType::Insert, key, Value::Int(seq as i64).into()).unwrap();
         encode_txn(seq, 1000 + seq, &[ev]).unwrap()
     }
 
@@ -210,7 +211,7 @@ mod tests {
         let embedded = first[FILE_HEADER_BYTES..].to_vec();
         let mut data = first.clone();
         let ev = Event::new(
-            "t",
+            "t".into(),
             EventType::Insert,
             Some(Key::Int(2)),
             Value::Map([("blob".to_string(), Value::Bytes(embedded))].into()).into(),
