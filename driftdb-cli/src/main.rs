@@ -69,10 +69,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let db = open_existing(&dir)?;
             let snap = db.read(AsOf::Now)?;
             let mut events = snap.history(&table, &Key::Str(key.clone()))?;
-            if events.is_empty() {
-                if let Ok(int) = key.parse::<i64>() {
-                    events = snap.history(&table, &Key::Int(int))?;
-                }
+            if events.is_empty()
+                && let Ok(int) = key.parse::<i64>()
+            {
+                events = snap.history(&table, &Key::Int(int))?;
             }
             for e in events {
                 let line = serde_json::json!({
