@@ -77,6 +77,8 @@ pub(crate) struct Queue {
     pub durable_seq: u64,
     pub durable_ms: u64,
     pub poisoned: Option<String>,
+    /// Committers parked until their seq is durable.
+    pub waiters: Vec<(u64, std::thread::Thread)>,
 }
 
 /// The open segment of a table.
@@ -288,7 +290,7 @@ impl Database {
     /// reused when nothing was committed since, and recomputed otherwise.
     pub(crate) fn commit_events(
         &self,
-        events: &[Event],
+        events: Vec<Event>,
         checked: Vec<Change>,
         read_seq: u64,
     ) -> Result<CommitInfo> {
@@ -302,11 +304,12 @@ impl Database {
         let changes = if writer.last_seq == read_seq && checked.len() == events.len() {
             checked
         } else {
-            self.state.read().prepare(events)?
+            self.state.read().prepare(&events)?
         };
+        let count = events.len();
         let seq = writer.last_seq + 1;
         let unix_ms = now_ms().max(writer.last_ms);
-        let pending = self.encode(seq, unix_ms, events)?;
+        let pending = self.encode(seq, unix_ms, &events)?;
         let mut state = self.state.write();
         state.install(seq, unix_ms, events, changes)?;
         let mut pending = pending;
@@ -321,7 +324,7 @@ impl Database {
         self.queue.lock().pending.push(pending);
         drop(writer);
         self.wait_durable(seq)?;
-        Ok(CommitInfo { seq, unix_ms, events: events.len() })
+        Ok(CommitInfo { seq, unix_ms, events: count })
     }
 
     fn encode(&self, seq: u64, unix_ms: u64, events: &[Event]) -> Result<Pending> {
@@ -349,9 +352,13 @@ impl Database {
     }
 
     /// Wait until `seq` is durable, leading a group commit when nobody else is.
+    ///
+    /// Waiters park; a finished leader wakes exactly the committers its batch made durable
+    /// (every waiter after a failure), plus one more to lead the next batch when commits are
+    /// queued. A waiter registers under the queue lock before parking, so no wake-up is lost.
     fn wait_durable(&self, seq: u64) -> Result<()> {
-        let mut queue = self.queue.lock();
         loop {
+            let mut queue = self.queue.lock();
             if queue.durable_seq >= seq {
                 return Ok(());
             }
@@ -359,14 +366,16 @@ impl Database {
                 return Err(Error::Poisoned { cause: cause.clone() });
             }
             if queue.leader {
-                self.queue_cv.wait(&mut queue);
+                queue.waiters.push((seq, std::thread::current()));
+                drop(queue);
+                std::thread::park();
                 continue;
             }
             queue.leader = true;
             let batch = std::mem::take(&mut queue.pending);
             drop(queue);
             let (durable, failure) = self.write_batch(&batch);
-            queue = self.queue.lock();
+            let mut queue = self.queue.lock();
             queue.leader = false;
             if let Some((last_seq, last_ms)) = durable {
                 queue.durable_seq = last_seq;
@@ -377,7 +386,24 @@ impl Database {
                 queue.poisoned.get_or_insert(cause);
                 self.poisoned.store(true, Ordering::Release);
             }
-            self.queue_cv.notify_all();
+            let (done, failed) = (queue.durable_seq, queue.poisoned.is_some());
+            let mut wake = Vec::new();
+            queue.waiters.retain(|(waiting, thread)| {
+                let release = failed || *waiting <= done;
+                if release {
+                    wake.push(thread.clone());
+                }
+                !release
+            });
+            if !queue.pending.is_empty()
+                && let Some((_, next_leader)) = queue.waiters.first()
+            {
+                wake.push(next_leader.clone());
+            }
+            drop(queue);
+            for thread in wake {
+                thread.unpark();
+            }
         }
     }
 
@@ -413,11 +439,11 @@ impl Database {
     }
 
     /// Apply one logged transaction during recovery: state and segments, no WAL write.
-    pub(crate) fn replay_one(&self, txn: &crate::event::TxnRecord) -> Result<()> {
+    pub(crate) fn replay_one(&self, txn: crate::event::TxnRecord) -> Result<()> {
         let mut pending = self.encode(txn.seq, txn.unix_ms, &txn.events)?;
         let mut state = self.state.write();
         let changes = state.prepare(&txn.events)?;
-        state.install(txn.seq, txn.unix_ms, &txn.events, changes)?;
+        state.install(txn.seq, txn.unix_ms, txn.events, changes)?;
         for write in &mut pending.tables {
             if write.schema_changed {
                 write.derived = derived_files(&state, &write.table);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::commit::{IoState, Queue, WriterState};
 use crate::error::{Error, Result};
@@ -116,7 +116,6 @@ pub struct Database {
     pub(crate) visible_seq: AtomicU64,
     pub(crate) writer: Mutex<WriterState>,
     pub(crate) queue: Mutex<Queue>,
-    pub(crate) queue_cv: Condvar,
     pub(crate) io: Mutex<IoState>,
     pub(crate) closed: std::sync::atomic::AtomicBool,
     /// Set once `queue.poisoned` is set, so the hot path can check without the queue lock.
@@ -262,7 +261,7 @@ impl<'db> Snapshot<'db> {
             .get(table)
             .filter(|t| t.schemas.first().is_some_and(|s| s.seq <= self.seq))
             .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })?;
-        let versions = t.rows.get(key).map(Vec::as_slice).unwrap_or_default();
+        let versions = t.rows.get(key).map(|v| v.as_slice()).unwrap_or_default();
         Ok(versions
             .iter()
             .take_while(|v| v.seq <= self.seq)

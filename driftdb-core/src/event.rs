@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
-use crate::limits::TRANSACTION_BYTES_MAX;
+use crate::limits::{DOCUMENT_DEPTH_MAX, TRANSACTION_BYTES_MAX};
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value};
 
@@ -34,9 +34,15 @@ impl Event {
         key: Option<Key>,
         body: Arc<Value>,
     ) -> Result<Event> {
+        if crate::msgpack::depth_exceeds(&body, DOCUMENT_DEPTH_MAX) {
+            return Err(Error::invalid(format!(
+                "a document may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
+            )));
+        }
         let mut encoded = Vec::with_capacity(256);
-        rmp_serde::encode::write(&mut encoded, &(&key, &*body))
-            .map_err(|e| Error::Conversion { reason: e.to_string() })?;
+        encoded.push(FIXARRAY_2);
+        crate::msgpack::write_key(&mut encoded, key.as_ref())?;
+        crate::msgpack::write_value(&mut encoded, &body)?;
         debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
         Ok(Event { table, kind, key, body, encoded })
     }

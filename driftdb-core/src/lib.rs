@@ -47,6 +47,7 @@ mod db;
 mod error;
 mod event;
 pub mod limits;
+mod msgpack;
 mod recovery;
 mod schema;
 mod state;

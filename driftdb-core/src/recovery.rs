@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::commit::{
     IoState, Queue, SegmentWriter, WriterState, create_dir_durable, derived_files, reset_wal,
@@ -90,7 +90,6 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         visible_seq: AtomicU64::new(last_seq),
         writer: Mutex::new(WriterState { last_seq, last_ms }),
         queue: Mutex::new(Queue { durable_seq: last_seq, durable_ms: last_ms, ..Queue::default() }),
-        queue_cv: Condvar::new(),
         io: Mutex::new(IoState { wal: wal_file, segments, rotated: Vec::new() }),
         closed: AtomicBool::new(false),
         poisoned: AtomicBool::new(false),
@@ -198,7 +197,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
         };
         let changes = state.prepare(&events).map_err(replay)?;
-        state.install(seq, unix_ms, &events, changes).map_err(replay)?;
+        state.install(seq, unix_ms, events, changes).map_err(replay)?;
     }
     if state.last_seq() != cp.seq {
         return Err(Error::corrupt(
@@ -230,16 +229,17 @@ fn replay_wal(db: &Database, wal_path: &PathBuf, txns: Vec<TxnRecord>) -> Result
             )));
         }
         // An I/O failure while writing the segments is not damage in the WAL: report it as is.
-        db.replay_one(&txn).map_err(|e| match e {
+        let (seq, unix_ms) = (txn.seq, txn.unix_ms);
+        db.replay_one(txn).map_err(|e| match e {
             Error::Io { .. } => e,
-            e => corrupt(format!("seq {} does not replay: {e}", txn.seq)),
+            e => corrupt(format!("seq {seq} does not replay: {e}")),
         })?;
-        writer.last_seq = txn.seq;
-        writer.last_ms = writer.last_ms.max(txn.unix_ms);
+        writer.last_seq = seq;
+        writer.last_ms = writer.last_ms.max(unix_ms);
         let mut queue = db.queue.lock();
-        queue.durable_seq = txn.seq;
+        queue.durable_seq = seq;
         queue.durable_ms = writer.last_ms;
-        db.visible_seq.store(txn.seq, std::sync::atomic::Ordering::Release);
+        db.visible_seq.store(seq, std::sync::atomic::Ordering::Release);
         replayed = true;
     }
     Ok(replayed)

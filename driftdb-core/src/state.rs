@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use foldhash::HashMap;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -41,7 +42,8 @@ pub(crate) struct SchemaVersion {
 #[derive(Debug, Default)]
 pub(crate) struct TableState {
     pub schemas: Vec<SchemaVersion>,
-    pub rows: BTreeMap<Key, Vec<Version>>,
+    /// Most keys have one version: the first is stored inline.
+    pub rows: BTreeMap<Key, SmallVec<[Version; 1]>>,
 }
 
 /// All tables, and the commit time of every seq.
@@ -95,7 +97,7 @@ impl TableState {
     /// The live document of `key` at `seq`, if the table and the key are live then.
     pub fn doc_at(&self, key: &Key, seq: u64) -> Option<&Arc<Value>> {
         let incarnation = self.schema_at(seq)?.created_seq;
-        let version = last_at(self.rows.get(key)?, seq, |v| v.seq)?;
+        let version = last_at(self.rows.get(key)?.as_slice(), seq, |v| v.seq)?;
         if version.seq < incarnation {
             return None;
         }
@@ -256,7 +258,7 @@ impl State {
         &mut self,
         seq: u64,
         unix_ms: u64,
-        events: &[Event],
+        events: Vec<Event>,
         changes: Vec<Change>,
     ) -> Result<()> {
         if seq != self.last_seq() + 1 {
@@ -268,7 +270,7 @@ impl State {
         if events.len() != changes.len() {
             return Err(Error::invalid("events and changes do not match"));
         }
-        for (event, change) in events.iter().zip(changes) {
+        for (event, change) in events.into_iter().zip(changes) {
             if !self.tables.contains_key(&*event.table) {
                 self.tables.insert(event.table.to_string(), TableState::default());
             }
@@ -302,7 +304,7 @@ impl State {
                     table.schemas.push(SchemaVersion { seq, schema: change.schema, created_seq });
                 }
                 _ => {
-                    if let Some(key) = event.key.clone() {
+                    if let Some(key) = event.key {
                         table.rows.entry(key).or_default().push(Version {
                             seq,
                             kind: change.kind,

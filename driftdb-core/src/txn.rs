@@ -150,7 +150,7 @@ impl<'db> Transaction<'db> {
     /// Commit: returns once the transaction is durable, with its seq and time.
     /// On error nothing of the transaction is applied.
     pub fn commit(self) -> Result<CommitInfo> {
-        self.db.commit_events(&self.events, self.changes, self.overlay.base_seq)
+        self.db.commit_events(self.events, self.changes, self.overlay.base_seq)
     }
 
     /// Discard every buffered event.

@@ -80,15 +80,6 @@ impl Value {
         }
     }
 
-    /// Nesting depth: 0 for a scalar, 1 + the deepest child for arrays and maps.
-    pub fn depth(&self) -> usize {
-        match self {
-            Value::Array(items) => 1 + items.iter().map(Value::depth).max().unwrap_or(0),
-            Value::Map(m) => 1 + m.values().map(Value::depth).max().unwrap_or(0),
-            _ => 0,
-        }
-    }
-
     /// Apply a JSON Merge Patch (RFC 7386) in place: maps merge recursively, `null` removes.
     pub fn merge_patch(&mut self, patch: &Value) {
         let Value::Map(patch_map) = patch else {
@@ -186,8 +177,7 @@ impl std::io::Write for ByteCounter {
 /// The msgpack size of `value`, without building the bytes.
 pub(crate) fn encoded_size(value: &Value) -> Result<u64> {
     let mut counter = ByteCounter(0);
-    rmp_serde::encode::write(&mut counter, value)
-        .map_err(|e| Error::Conversion { reason: e.to_string() })?;
+    crate::msgpack::write_value(&mut counter, value)?;
     Ok(counter.0)
 }
 
@@ -201,10 +191,9 @@ pub(crate) fn check_document(
     if !matches!(doc, Value::Map(_)) {
         return Err(Error::invalid(format!("a {what} must be a map (a JSON object)")));
     }
-    let depth = doc.depth();
-    if depth > DOCUMENT_DEPTH_MAX {
+    if crate::msgpack::depth_exceeds(doc, DOCUMENT_DEPTH_MAX) {
         return Err(Error::invalid(format!(
-            "{what} nests {depth} levels deep; the limit is {DOCUMENT_DEPTH_MAX}"
+            "a {what} may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
         )));
     }
     let size = match known_size {
