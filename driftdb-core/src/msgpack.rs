@@ -1,67 +1,166 @@
 //! A direct msgpack encoder for [`Value`] and [`Key`]: the bytes rmp-serde writes for the same
 //! value (smallest integer form, f64 floats, str, bin, arrays, maps), without serde's
 //! per-value dispatch. Documents are decoded with rmp-serde. Recursion is bounded: callers
-//! check [`depth_exceeds`] first.
-
-use std::io::Write;
+//! check [`depth_exceeds`] first. msgpack is big-endian by definition, hence the allow.
+#![allow(clippy::big_endian_bytes, clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
 use crate::value::{Key, Value};
 
-fn failed(e: impl std::fmt::Display) -> Error {
-    Error::Conversion { reason: format!("msgpack encoding failed: {e}") }
+/// Where encoded bytes go: a buffer, or a counter of their length.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+    fn byte(&mut self, b: u8) {
+        self.put(&[b]);
+    }
 }
 
-fn len32(len: usize) -> Result<u32> {
-    u32::try_from(len).map_err(|_| failed("a string, array or map is longer than 2^32"))
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+}
+
+/// Counts the bytes an encoding would take.
+pub(crate) struct Counter(pub u64);
+
+impl Sink for Counter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len() as u64;
+    }
+}
+
+fn too_long() -> Error {
+    Error::Conversion { reason: "a string, array or map is longer than 2^32".into() }
+}
+
+/// A length header: the `fix` marker or'ed with the length when the type has a fix form and
+/// the length fits (`fix_max`), else an 8-, 16- or 32-bit length behind its marker (`m8` is 0
+/// when the type has no 8-bit form).
+fn header<S: Sink>(
+    out: &mut S,
+    len: usize,
+    fix: Option<(u8, usize)>,
+    [m8, m16, m32]: [u8; 3],
+) -> Result<()> {
+    if let Some((fix, _)) = fix.filter(|&(_, fix_max)| len <= fix_max) {
+        out.byte(fix | len as u8);
+    } else if m8 != 0 && len <= usize::from(u8::MAX) {
+        out.put(&[m8, len as u8]);
+    } else if let Ok(l) = u16::try_from(len) {
+        out.byte(m16);
+        out.put(&l.to_be_bytes());
+    } else {
+        let l = u32::try_from(len).map_err(|_| too_long())?;
+        out.byte(m32);
+        out.put(&l.to_be_bytes());
+    }
+    Ok(())
+}
+
+fn write_int<S: Sink>(out: &mut S, v: i64) {
+    if v >= 0 {
+        if v < 128 {
+            out.byte(v as u8);
+        } else if let Ok(b) = u8::try_from(v) {
+            out.put(&[0xcc, b]);
+        } else if let Ok(h) = u16::try_from(v) {
+            out.byte(0xcd);
+            out.put(&h.to_be_bytes());
+        } else if let Ok(w) = u32::try_from(v) {
+            out.byte(0xce);
+            out.put(&w.to_be_bytes());
+        } else {
+            out.byte(0xcf);
+            out.put(&(v as u64).to_be_bytes());
+        }
+    } else if v >= -32 {
+        out.byte(v as u8);
+    } else if let Ok(b) = i8::try_from(v) {
+        out.put(&[0xd0, b as u8]);
+    } else if let Ok(h) = i16::try_from(v) {
+        out.byte(0xd1);
+        out.put(&h.to_be_bytes());
+    } else if let Ok(w) = i32::try_from(v) {
+        out.byte(0xd2);
+        out.put(&w.to_be_bytes());
+    } else {
+        out.byte(0xd3);
+        out.put(&v.to_be_bytes());
+    }
+}
+
+fn write_str<S: Sink>(out: &mut S, s: &str) -> Result<()> {
+    header(out, s.len(), Some((0xa0, 31)), [0xd9, 0xda, 0xdb])?;
+    out.put(s.as_bytes());
+    Ok(())
 }
 
 /// Write `key` (nil when absent).
-pub(crate) fn write_key<W: Write>(out: &mut W, key: Option<&Key>) -> Result<()> {
+pub(crate) fn write_key<S: Sink>(out: &mut S, key: Option<&Key>) -> Result<()> {
     match key {
-        None => rmp::encode::write_nil(out).map_err(failed),
-        Some(Key::Int(i)) => rmp::encode::write_sint(out, *i).map(drop).map_err(failed),
-        Some(Key::Str(s)) => rmp::encode::write_str(out, s).map_err(failed),
+        None => out.byte(0xc0),
+        Some(Key::Int(i)) => write_int(out, *i),
+        Some(Key::Str(s)) => write_str(out, s)?,
     }
+    Ok(())
 }
 
 /// Write `value`.
-pub(crate) fn write_value<W: Write>(out: &mut W, value: &Value) -> Result<()> {
+pub(crate) fn write_value<S: Sink>(out: &mut S, value: &Value) -> Result<()> {
     match value {
-        Value::Null => rmp::encode::write_nil(out).map_err(failed),
-        Value::Bool(b) => rmp::encode::write_bool(out, *b).map_err(failed),
-        Value::Int(i) => rmp::encode::write_sint(out, *i).map(drop).map_err(failed),
-        Value::Float(f) => rmp::encode::write_f64(out, *f).map_err(failed),
-        Value::String(s) => rmp::encode::write_str(out, s).map_err(failed),
-        Value::Bytes(b) => rmp::encode::write_bin(out, b).map_err(failed),
+        Value::Null => out.byte(0xc0),
+        Value::Bool(b) => out.byte(if *b { 0xc3 } else { 0xc2 }),
+        Value::Int(i) => write_int(out, *i),
+        Value::Float(f) => {
+            out.byte(0xcb);
+            out.put(&f.to_be_bytes());
+        }
+        Value::String(s) => write_str(out, s)?,
+        Value::Bytes(b) => {
+            header(out, b.len(), None, [0xc4, 0xc5, 0xc6])?;
+            out.put(b);
+        }
         Value::Array(items) => {
-            rmp::encode::write_array_len(out, len32(items.len())?).map_err(failed)?;
-            items.iter().try_for_each(|item| write_value(out, item))
+            header(out, items.len(), Some((0x90, 15)), [0, 0xdc, 0xdd])?;
+            for item in items {
+                write_value(out, item)?;
+            }
         }
         Value::Map(map) => {
-            rmp::encode::write_map_len(out, len32(map.len())?).map_err(failed)?;
-            map.iter().try_for_each(|(k, v)| {
-                rmp::encode::write_str(out, k).map_err(failed)?;
-                write_value(out, v)
-            })
+            header(out, map.len(), Some((0x80, 15)), [0, 0xde, 0xdf])?;
+            for (k, v) in map {
+                write_str(out, k)?;
+                write_value(out, v)?;
+            }
         }
     }
+    Ok(())
 }
 
 /// Whether `value` nests arrays and maps more than `max` levels deep (a scalar is level 0).
 /// Iterative, so any input is safe.
 pub(crate) fn depth_exceeds(value: &Value, max: usize) -> bool {
-    let mut stack = vec![(value, 0usize)];
+    let mut stack: smallvec::SmallVec<[(&Value, usize); 16]> = smallvec::smallvec![(value, 0)];
     while let Some((v, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Map(map) => Box::new(map.values()),
-            _ => continue,
-        };
-        if level + 1 > max {
-            return true;
+        match v {
+            Value::Array(items) => {
+                if level >= max {
+                    return true;
+                }
+                stack.extend(items.iter().map(|c| (c, level + 1)));
+            }
+            Value::Map(map) => {
+                if level >= max {
+                    return true;
+                }
+                stack.extend(map.values().map(|c| (c, level + 1)));
+            }
+            _ => {}
         }
-        stack.extend(children.map(|c| (c, level + 1)));
     }
     false
 }
@@ -81,10 +180,26 @@ mod tests {
         let mut mine = Vec::new();
         write_value(&mut mine, &v).unwrap();
         assert_eq!(mine, rmp_serde::to_vec(&v).unwrap());
-        let bytes = Value::Bytes(vec![1; 300]);
+        for len in [0, 1, 255, 256, 70_000] {
+            let bytes = Value::Bytes(vec![1; len]);
+            let text = Value::String("x".repeat(len));
+            let list = Value::Array(vec![Value::Null; len.min(70_000)]);
+            for v in [bytes, text, list] {
+                let mut mine = Vec::new();
+                write_value(&mut mine, &v).unwrap();
+                assert_eq!(mine, rmp_serde::to_vec(&v).unwrap(), "len {len}");
+                let mut count = Counter(0);
+                write_value(&mut count, &v).unwrap();
+                assert_eq!(count.0, mine.len() as u64);
+            }
+        }
+        let mut map = crate::value::Map::new();
+        for i in 0..40 {
+            map.insert(format!("k{i}"), Value::Int(i));
+        }
         let mut mine = Vec::new();
-        write_value(&mut mine, &bytes).unwrap();
-        assert_eq!(mine, rmp_serde::to_vec(&bytes).unwrap());
+        write_value(&mut mine, &Value::Map(map.clone())).unwrap();
+        assert_eq!(mine, rmp_serde::to_vec(&Value::Map(map)).unwrap());
         for key in [Key::Int(-5), Key::Int(1 << 40), Key::Str("k".into())] {
             let mut mine = Vec::new();
             write_key(&mut mine, Some(&key)).unwrap();

@@ -161,22 +161,9 @@ impl From<String> for Key {
     }
 }
 
-/// Counts the bytes written to it.
-struct ByteCounter(u64);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The msgpack size of `value`, without building the bytes.
 pub(crate) fn encoded_size(value: &Value) -> Result<u64> {
-    let mut counter = ByteCounter(0);
+    let mut counter = crate::msgpack::Counter(0);
     crate::msgpack::write_value(&mut counter, value)?;
     Ok(counter.0)
 }
@@ -191,7 +178,8 @@ pub(crate) fn check_document(
     if !matches!(doc, Value::Map(_)) {
         return Err(Error::invalid(format!("a {what} must be a map (a JSON object)")));
     }
-    if crate::msgpack::depth_exceeds(doc, DOCUMENT_DEPTH_MAX) {
+    // An event's body was checked for depth when the event was made (known_size is set).
+    if known_size.is_none() && crate::msgpack::depth_exceeds(doc, DOCUMENT_DEPTH_MAX) {
         return Err(Error::invalid(format!(
             "a {what} may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
         )));
