@@ -36,6 +36,9 @@ use crate::storage::fs::{Fs, FsFile, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
 use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
 
+/// Batches a group-commit leader flushes after its own before handing over.
+const LEADER_EXTRA_BATCHES: usize = 2;
+
 /// Seq and time of the last transaction given a seq (durable or not).
 #[derive(Debug, Default)]
 pub(crate) struct WriterState {
@@ -372,37 +375,48 @@ impl Database {
                 continue;
             }
             queue.leader = true;
-            let batch = std::mem::take(&mut queue.pending);
-            drop(queue);
-            let (durable, failure) = self.write_batch(&batch);
-            let mut queue = self.queue.lock();
-            queue.leader = false;
-            if let Some((last_seq, last_ms)) = durable {
-                queue.durable_seq = last_seq;
-                queue.durable_ms = last_ms;
-                self.visible_seq.store(last_seq, Ordering::Release);
-            }
-            if let Some(cause) = failure {
-                queue.poisoned.get_or_insert(cause);
-                self.poisoned.store(true, Ordering::Release);
-            }
-            let (done, failed) = (queue.durable_seq, queue.poisoned.is_some());
-            let mut wake = Vec::new();
-            queue.waiters.retain(|(waiting, thread)| {
-                let release = failed || *waiting <= done;
-                if release {
-                    wake.push(thread.clone());
+            // A leader flushes up to `1 + LEADER_EXTRA_BATCHES` batches in a row while commits
+            // keep arriving: handing over to a parked thread costs a wake-up per batch.
+            for round in 0..=LEADER_EXTRA_BATCHES {
+                let batch = std::mem::take(&mut queue.pending);
+                drop(queue);
+                let (durable, failure) = self.write_batch(&batch);
+                queue = self.queue.lock();
+                if let Some((last_seq, last_ms)) = durable {
+                    queue.durable_seq = last_seq;
+                    queue.durable_ms = last_ms;
+                    self.visible_seq.store(last_seq, Ordering::Release);
                 }
-                !release
-            });
-            if !queue.pending.is_empty()
-                && let Some((_, next_leader)) = queue.waiters.first()
-            {
-                wake.push(next_leader.clone());
-            }
-            drop(queue);
-            for thread in wake {
-                thread.unpark();
+                if let Some(cause) = failure {
+                    queue.poisoned.get_or_insert(cause);
+                    self.poisoned.store(true, Ordering::Release);
+                }
+                let (done, failed) = (queue.durable_seq, queue.poisoned.is_some());
+                let mut wake = Vec::new();
+                queue.waiters.retain(|(waiting, thread)| {
+                    let release = failed || *waiting <= done;
+                    if release {
+                        wake.push(thread.clone());
+                    }
+                    !release
+                });
+                let go_on = !failed && !queue.pending.is_empty() && round < LEADER_EXTRA_BATCHES;
+                if !go_on {
+                    queue.leader = false;
+                    if !queue.pending.is_empty()
+                        && let Some((_, next_leader)) = queue.waiters.first()
+                    {
+                        wake.push(next_leader.clone());
+                    }
+                }
+                drop(queue);
+                for thread in wake {
+                    thread.unpark();
+                }
+                queue = self.queue.lock();
+                if !go_on {
+                    break;
+                }
             }
         }
     }
