@@ -36,6 +36,9 @@ use crate::storage::fs::{Fs, FsFile, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
 use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
 
+/// How long a leader waits for other open transactions to join its batch.
+const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(60);
+
 /// Batches a group-commit leader flushes after its own before handing over.
 const LEADER_EXTRA_BATCHES: usize = 2;
 
@@ -375,6 +378,18 @@ impl Database {
                 continue;
             }
             queue.leader = true;
+            // Other transactions are open and will likely commit soon: give them a moment to
+            // queue up so that one fsync carries them too (like PostgreSQL's commit_delay).
+            // The wait ends as soon as every open transaction has queued, and after
+            // COMMIT_DELAY at most, so an idle open transaction costs others at most that.
+            let deadline = std::time::Instant::now() + COMMIT_DELAY;
+            while queue.pending.len() < self.open_txns.load(Ordering::Relaxed)
+                && std::time::Instant::now() < deadline
+            {
+                drop(queue);
+                std::thread::yield_now();
+                queue = self.queue.lock();
+            }
             // A leader flushes up to `1 + LEADER_EXTRA_BATCHES` batches in a row while commits
             // keep arriving: handing over to a parked thread costs a wake-up per batch.
             for round in 0..=LEADER_EXTRA_BATCHES {

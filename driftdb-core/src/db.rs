@@ -120,6 +120,8 @@ pub struct Database {
     pub(crate) closed: std::sync::atomic::AtomicBool,
     /// Set once `queue.poisoned` is set, so the hot path can check without the queue lock.
     pub(crate) poisoned: std::sync::atomic::AtomicBool,
+    /// Transactions begun and not finished yet (for the group-commit delay).
+    pub(crate) open_txns: std::sync::atomic::AtomicUsize,
     pub(crate) _lock: Box<dyn FsLock>,
 }
 

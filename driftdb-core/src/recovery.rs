@@ -93,6 +93,7 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         io: Mutex::new(IoState { wal: wal_file, segments, rotated: Vec::new() }),
         closed: AtomicBool::new(false),
         poisoned: AtomicBool::new(false),
+        open_txns: std::sync::atomic::AtomicUsize::new(0),
         _lock: lock,
     };
     let replayed = replay_wal(&db, &wal_path, scan.txns)?;

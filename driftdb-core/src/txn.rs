@@ -51,6 +51,7 @@ impl fmt::Debug for Transaction<'_> {
 
 impl<'db> Transaction<'db> {
     pub(crate) fn new(db: &'db Database, read_seq: u64) -> Self {
+        db.open_txns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Transaction {
             db,
             events: Vec::new(),
@@ -149,10 +150,18 @@ impl<'db> Transaction<'db> {
 
     /// Commit: returns once the transaction is durable, with its seq and time.
     /// On error nothing of the transaction is applied.
-    pub fn commit(self) -> Result<CommitInfo> {
-        self.db.commit_events(self.events, self.changes, self.overlay.base_seq)
+    pub fn commit(mut self) -> Result<CommitInfo> {
+        let events = std::mem::take(&mut self.events);
+        let changes = std::mem::take(&mut self.changes);
+        self.db.commit_events(events, changes, self.overlay.base_seq)
     }
 
     /// Discard every buffered event.
     pub fn rollback(self) {}
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        self.db.open_txns.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

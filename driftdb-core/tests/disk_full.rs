@@ -142,6 +142,7 @@ fn fill_disk(space: u64) -> (SimFs, Vec<(i64, u64)>) {
     let mut tx = db.begin();
     let refused = tx.insert("a", doc("a", 999_999));
     assert!(matches!(refused, Err(Error::Poisoned { .. })), "{ctx}: {refused:?}");
+    tx.rollback();
     let refused = db.create_table("c", TableSchema::new("id"));
     assert!(matches!(refused, Err(Error::Poisoned { .. })), "{ctx}: {refused:?}");
     if let Err(e) = &refused {
