@@ -113,6 +113,41 @@ fn sqlite_insert(conn: &Connection, id: &str, doc: &str) {
     stmt.execute((id, doc)).expect("insert");
 }
 
+/// One bulk load into a fresh DriftDB: the time from `begin` until `commit` returns.
+fn driftdb_bulk(data: &Dataset) -> Duration {
+    let dir = fresh_dir();
+    let db = open_driftdb(dir.path());
+    let docs = data.values.clone();
+    let start = Instant::now();
+    let mut tx = db.begin();
+    for doc in docs {
+        tx.insert(TABLE, doc).expect("insert");
+    }
+    black_box(tx.commit().expect("commit"));
+    let timed = start.elapsed();
+    db.close().expect("close");
+    timed
+}
+
+/// One bulk load into a fresh SQLite database: `BEGIN`, a prepared INSERT per row, `COMMIT`.
+fn sqlite_bulk(data: &Dataset, synchronous: &str, autocheckpoint: bool) -> Duration {
+    let dir = fresh_dir();
+    let mut conn = open_sqlite(dir.path(), synchronous, autocheckpoint);
+    let start = Instant::now();
+    let tx = conn.transaction().expect("begin");
+    {
+        let mut stmt =
+            tx.prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2)").expect("prepare");
+        for (id, doc) in &data.rows {
+            stmt.execute((id, doc)).expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+    let timed = start.elapsed();
+    drop(conn);
+    timed
+}
+
 fn bulk(c: &mut Criterion) {
     // Criterion's test mode runs each benchmark once, unoptimized under `cargo test`: keep it small.
     let docs = if measuring() { BULK_DOCS } else { 1_000 };
@@ -125,23 +160,7 @@ fn bulk(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(6));
 
     g.bench_function("driftdb", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = fresh_dir();
-                let db = open_driftdb(dir.path());
-                let docs = data.values.clone();
-                let start = Instant::now();
-                let mut tx = db.begin();
-                for doc in docs {
-                    tx.insert(TABLE, doc).expect("insert");
-                }
-                black_box(tx.commit().expect("commit"));
-                timed += start.elapsed();
-                db.close().expect("close");
-            }
-            timed
-        });
+        b.iter_custom(|iters| (0..iters).map(|_| driftdb_bulk(&data)).sum());
     });
 
     for (name, synchronous, autocheckpoint) in [
@@ -151,25 +170,7 @@ fn bulk(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let mut timed = Duration::ZERO;
-                for _ in 0..iters {
-                    let dir = fresh_dir();
-                    let mut conn = open_sqlite(dir.path(), synchronous, autocheckpoint);
-                    let start = Instant::now();
-                    let tx = conn.transaction().expect("begin");
-                    {
-                        let mut stmt = tx
-                            .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2)")
-                            .expect("prepare");
-                        for (id, doc) in &data.rows {
-                            stmt.execute((id, doc)).expect("insert");
-                        }
-                    }
-                    tx.commit().expect("commit");
-                    timed += start.elapsed();
-                    drop(conn);
-                }
-                timed
+                (0..iters).map(|_| sqlite_bulk(&data, synchronous, autocheckpoint)).sum()
             });
         });
     }
@@ -433,36 +434,8 @@ mod paired {
     /// into a fresh database.
     fn bulk(rounds: usize, docs: u64) {
         let data = Dataset::new(docs);
-        let mut drift = || {
-            let dir = fresh_dir();
-            let db = open_driftdb(dir.path());
-            let values = data.values.clone();
-            let start = Instant::now();
-            let mut tx = db.begin();
-            for doc in values {
-                tx.insert(TABLE, doc).expect("insert");
-            }
-            tx.commit().expect("commit");
-            let ms = start.elapsed().as_secs_f64() * 1e3;
-            db.close().expect("close");
-            ms
-        };
-        let mut sqlite = || {
-            let dir = fresh_dir();
-            let mut conn = open_sqlite(dir.path(), "FULL", true);
-            let start = Instant::now();
-            let tx = conn.transaction().expect("begin");
-            {
-                let mut stmt = tx
-                    .prepare_cached("INSERT INTO docs (id, doc) VALUES (?1, ?2)")
-                    .expect("prepare");
-                for (id, doc) in &data.rows {
-                    stmt.execute((id, doc)).expect("insert");
-                }
-            }
-            tx.commit().expect("commit");
-            start.elapsed().as_secs_f64() * 1e3
-        };
+        let mut drift = || driftdb_bulk(&data).as_secs_f64() * 1e3;
+        let mut sqlite = || sqlite_bulk(&data, "FULL", true).as_secs_f64() * 1e3;
         let rows: Vec<Vec<f64>> =
             (0..rounds).map(|r| round(r, &mut [&mut drift, &mut sqlite])).collect();
         report(
