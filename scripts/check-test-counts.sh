@@ -26,4 +26,4 @@ if [ -n "$empty" ]; then
   echo "integration test files that ran no test:$empty" >&2
   exit 1
 fi
-echo "test suites ok: $total tests passed"
+echo "all test suites: $total passed, 0 failed"
