@@ -214,12 +214,22 @@ mod tests {
             "t".into(),
             EventType::Insert,
             Some(Key::Int(2)),
-            Value::Map([("blob".to_string(), Value::Bytes(embedded))].into()).into(),
+            Value::Map(
+                [
+                    ("blob".to_string(), Value::Bytes(embedded.clone())),
+                    ("pad".to_string(), Value::String("x".repeat(100))),
+                ]
+                .into(),
+            )
+            .into(),
         )
         .unwrap();
         let rec = encode_txn(2, 1002, &[ev]).unwrap();
         encode_batches(&mut data, &[(2, 1002, rec.as_slice())]);
         let torn = &data[..data.len() - 5];
+        // The copy is whole inside what is left of the torn batch.
+        let copy_at = torn[first.len()..].windows(embedded.len()).position(|w| w == embedded);
+        assert!(copy_at.is_some());
         let scan = scan(Path::new("w"), torn).unwrap();
         assert_eq!(scan.txns.len(), 1);
         assert_eq!(scan.valid_len, first.len() as u64);
