@@ -127,6 +127,8 @@ impl SegmentWriter {
 #[derive(Debug)]
 pub(crate) struct IoState {
     pub wal: Box<dyn FsFile>,
+    /// End of the last batch in the WAL; the file may be longer (preallocated zeros).
+    pub wal_len: u64,
     pub segments: BTreeMap<String, SegmentWriter>,
     /// Rotated-away segments with writes not yet fsynced.
     pub rotated: Vec<Box<dyn FsFile>>,
@@ -207,7 +209,28 @@ pub(crate) fn create_segment(
     Ok(SegmentWriter::new(id, file, true))
 }
 
+/// The WAL grows in zero-filled chunks of this size (at most; a quarter of the checkpoint
+/// limit, at least 64 KiB), written and synced together with the batch that needs them. Within
+/// a preallocated chunk an fdatasync has only the data to write, not the file size.
+const WAL_CHUNK_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
 impl IoState {
+    /// Write a batch at the end of the WAL's contents, first growing the file by a zero-filled
+    /// chunk when the batch does not fit. Not synced here.
+    fn write_wal(&mut self, bytes: &[u8], wal_size_bytes_max: u64) -> std::io::Result<()> {
+        let end = self.wal_len + bytes.len() as u64;
+        let allocated = self.wal.len();
+        if end > allocated {
+            let chunk = (wal_size_bytes_max / 4).clamp(64 * 1024, WAL_CHUNK_BYTES_MAX);
+            let zeros = (end + chunk - allocated) as usize;
+            // Preallocation only saves work: when the disk (or a file size limit) refuses it,
+            // any zeros it did write are still just unwritten space, and the batch's own
+            // write decides whether the commit can go ahead.
+            let _ = self.wal.write_at(allocated, &vec![0u8; zeros]);
+        }
+        self.wal.write_at(self.wal_len, bytes)
+    }
+
     /// Append one transaction's frames to a table's segment, rotating when it would overflow.
     pub fn append_segment(&mut self, db: &Database, write: &TableWrite) -> Result<()> {
         let fs = db.fs.as_ref();
@@ -247,7 +270,7 @@ impl IoState {
     /// Make every segment durable, record the checkpoint, and start an empty WAL.
     pub fn checkpoint(&mut self, db: &Database, seq: u64, unix_ms: u64) -> Result<()> {
         let fs = db.fs.as_ref();
-        let wal_empty = self.wal.len() <= FILE_HEADER_BYTES as u64;
+        let wal_empty = self.wal_len <= FILE_HEADER_BYTES as u64;
         if wal_empty && self.rotated.is_empty() && self.segments.values().all(|w| !w.dirty) {
             return Ok(()); // nothing was written since the last checkpoint
         }
@@ -269,6 +292,7 @@ impl IoState {
         let path = db.root.join(CHECKPOINT_FILE);
         write_atomic(fs, &path, &cp.encode()?).map_err(io_err(&path))?;
         self.wal = reset_wal(fs, &db.root)?;
+        self.wal_len = self.wal.len();
         Ok(())
     }
 }
@@ -446,12 +470,13 @@ impl Database {
         let records: Vec<(u64, u64, &[u8])> =
             batch.iter().map(|p| (p.seq, p.unix_ms, p.wal_record.as_slice())).collect();
         wal::encode_batches(&mut bytes, &records);
-        if let Err(e) = io.wal.append(&bytes) {
+        if let Err(e) = io.write_wal(&bytes, self.options.wal_size_bytes_max) {
             return (None, Some(format!("write to the WAL failed: {e}")));
         }
         if let Err(e) = io.wal.sync() {
             return (None, Some(format!("fsync of the WAL failed: {e}")));
         }
+        io.wal_len += bytes.len() as u64;
         for pending in batch {
             for write in &pending.tables {
                 if let Err(e) = io.append_segment(self, write) {
@@ -459,7 +484,7 @@ impl Database {
                 }
             }
         }
-        if io.wal.len() > self.options.wal_size_bytes_max
+        if io.wal_len > self.options.wal_size_bytes_max
             && let Err(e) = io.checkpoint(self, last.seq, last.unix_ms)
         {
             return (durable, Some(format!("checkpoint failed: {e}")));

@@ -90,7 +90,12 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         visible_seq: AtomicU64::new(last_seq),
         writer: Mutex::new(WriterState { last_seq, last_ms }),
         queue: Mutex::new(Queue { durable_seq: last_seq, durable_ms: last_ms, ..Queue::default() }),
-        io: Mutex::new(IoState { wal: wal_file, segments, rotated: Vec::new() }),
+        io: Mutex::new(IoState {
+            wal_len: wal_file.len(),
+            wal: wal_file,
+            segments,
+            rotated: Vec::new(),
+        }),
         closed: AtomicBool::new(false),
         poisoned: AtomicBool::new(false),
         open_txns: std::sync::atomic::AtomicUsize::new(0),

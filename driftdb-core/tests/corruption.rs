@@ -33,11 +33,15 @@ fn ok<T>(result: driftdb_core::Result<T>, ctx: impl Display) -> T {
     }
 }
 
-/// `(start, size)` of every frame of a DriftDB file (after its 16-byte header).
+/// `(start, size)` of every frame of a DriftDB file (after its 16-byte header). A WAL may end
+/// in preallocated zeros after its last frame.
 fn frames(data: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut at = HEADER;
     while at + 8 <= data.len() {
+        if data[at..].iter().all(|&b| b == 0) {
+            return out;
+        }
         let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
         assert!(at + 8 + len <= data.len(), "frame at {at} runs past the end");
         out.push((at, 8 + len));

@@ -27,7 +27,12 @@ fn seeds() -> Vec<Vec<u8>> {
     tx.patch("t", 1, json!({"tags": null}).into()).unwrap();
     tx.soft_delete("t", 2).unwrap();
     tx.commit().unwrap();
-    let wal = std::fs::read(dir.path().join("wal/wal.log")).unwrap();
+    let mut wal = std::fs::read(dir.path().join("wal/wal.log")).unwrap();
+    // Keep the batches, not the megabytes of preallocated zeros after them.
+    while wal.last() == Some(&0) {
+        wal.pop();
+    }
+    wal.extend_from_slice(&[0; 16]);
     drop(db);
     let seg = std::fs::read(dir.path().join("tables/t/segments/00000001.seg")).unwrap();
     let cp = std::fs::read(dir.path().join("CHECKPOINT")).unwrap();

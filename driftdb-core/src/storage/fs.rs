@@ -12,13 +12,17 @@
 
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A file opened for appending.
 pub trait FsFile: Send + Sync + Debug {
     /// Append all of `data` at the end of the file.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Write all of `data` at `offset`, overwriting what is there and growing the file if it
+    /// ends before `offset + data.len()`.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
     /// Make every appended byte durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
     /// Current length of the file in bytes.
@@ -88,8 +92,13 @@ struct OsFile {
 
 impl FsFile for OsFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all(data)?;
+        self.file.write_all_at(data, self.len)?;
         self.len += data.len() as u64;
+        Ok(())
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, offset)?;
+        self.len = self.len.max(offset + data.len() as u64);
         Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
@@ -131,7 +140,7 @@ impl Fs for OsFs {
         std::fs::read(path)
     }
     fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn FsFile>> {
-        let file = OpenOptions::new().append(true).create(create).open(path)?;
+        let file = OpenOptions::new().write(true).create(create).truncate(false).open(path)?;
         let len = file.metadata()?.len();
         Ok(Box::new(OsFile { file, len }))
     }

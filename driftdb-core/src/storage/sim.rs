@@ -17,10 +17,46 @@ use parking_lot::Mutex;
 
 use super::fs::{Fs, FsFile, FsLock};
 
+/// A file: its written bytes, how much of them was synced, and the durable bytes that
+/// unsynced overwrites have replaced (restored, newest last, by a power cut).
 #[derive(Debug, Clone, Default)]
 struct Inode {
     data: Vec<u8>,
     durable_len: usize,
+    undo: Vec<(usize, Vec<u8>)>,
+}
+
+impl Inode {
+    /// The bytes a power cut leaves.
+    fn durable_bytes(&self) -> Vec<u8> {
+        let mut out = self.data.get(..self.durable_len).unwrap_or_default().to_vec();
+        for (offset, old) in self.undo.iter().rev() {
+            if let Some(target) = out.get_mut(*offset..*offset + old.len()) {
+                target.copy_from_slice(old);
+            }
+        }
+        out
+    }
+
+    fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        let end = offset + bytes.len();
+        let durable_end = end.min(self.durable_len);
+        if offset < durable_end {
+            let old = self.data.get(offset..durable_end).unwrap_or_default().to_vec();
+            self.undo.push((offset, old));
+        }
+        if self.data.len() < end {
+            self.data.resize(end, 0);
+        }
+        if let Some(target) = self.data.get_mut(offset..end) {
+            target.copy_from_slice(bytes);
+        }
+    }
+
+    fn mark_durable(&mut self) {
+        self.durable_len = self.data.len();
+        self.undo.clear();
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,11 +159,11 @@ impl SimFs {
             let entry = match entry {
                 Entry::Dir => Entry::Dir,
                 Entry::File(id) => {
-                    let inode = s.inodes.get(id).cloned().unwrap_or_default();
-                    let data = inode.data.get(..inode.durable_len).unwrap_or_default().to_vec();
+                    let data = s.inodes.get(id).map(Inode::durable_bytes).unwrap_or_default();
                     let new_id = out.next_inode;
                     out.next_inode += 1;
-                    out.inodes.insert(new_id, Inode { durable_len: data.len(), data });
+                    out.inodes
+                        .insert(new_id, Inode { durable_len: data.len(), data, undo: Vec::new() });
                     Entry::File(new_id)
                 }
             };
@@ -143,7 +179,7 @@ impl SimFs {
         let mut out =
             State { inodes: s.inodes.clone(), next_inode: s.next_inode, ..State::default() };
         for inode in out.inodes.values_mut() {
-            inode.durable_len = inode.data.len();
+            inode.mark_durable();
         }
         out.live = s.live.clone();
         out.durable = s.live.clone();
@@ -176,29 +212,41 @@ struct SimFile {
 
 impl FsFile for SimFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        let end = self.len();
+        self.write_at(end, data)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut s = self.state.lock();
         s.check_alive()?;
+        let offset = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let len = s.inodes.get(&self.inode).map_or(0, |i| i.data.len());
+        let growth = (offset + data.len()).saturating_sub(len) as u64;
+        let mut data = data;
+        let mut full = false;
         if let Some(space) = s.space_bytes {
-            if s.used_bytes + data.len() as u64 > space {
-                // Like a real disk, a failed append may leave part of the data behind.
+            if s.used_bytes + growth > space {
+                // Like a real disk, a failed write may leave part of the data behind.
                 let room = space.saturating_sub(s.used_bytes) as usize;
+                let keep = (len.saturating_sub(offset) + room).min(data.len());
+                data = data.get(..keep).unwrap_or_default();
                 s.used_bytes = space;
-                if let Some(inode) = s.inodes.get_mut(&self.inode) {
-                    inode.data.extend_from_slice(data.get(..room).unwrap_or_default());
-                }
-                return Err(io::ErrorKind::StorageFull.into());
+                full = true;
+            } else {
+                s.used_bytes += growth;
             }
-            s.used_bytes += data.len() as u64;
         }
         let inode = s.inodes.get_mut(&self.inode).ok_or(io::ErrorKind::NotFound)?;
-        inode.data.extend_from_slice(data);
+        inode.write_at(offset, data);
+        if full {
+            return Err(io::ErrorKind::StorageFull.into());
+        }
         Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
         let mut s = self.state.lock();
         s.sync_point()?;
         let inode = s.inodes.get_mut(&self.inode).ok_or(io::ErrorKind::NotFound)?;
-        inode.durable_len = inode.data.len();
+        inode.mark_durable();
         Ok(())
     }
     fn len(&self) -> u64 {
@@ -284,7 +332,7 @@ impl Fs for SimFs {
         let id = s.inode_of(path)?;
         let inode = s.inodes.get_mut(&id).ok_or(io::ErrorKind::NotFound)?;
         inode.data.resize(len as usize, 0);
-        inode.durable_len = inode.data.len();
+        inode.mark_durable();
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -360,6 +408,24 @@ mod tests {
         assert_eq!(fs.crash_image().read(Path::new("/d/x")).unwrap(), b"old");
         fs.sync_dir(Path::new("/d")).unwrap();
         assert_eq!(fs.crash_image().read(Path::new("/d/x")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn unsynced_overwrites_are_undone_by_a_power_cut() {
+        let fs = SimFs::new();
+        fs.create_dir(Path::new("/d")).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        let mut f = fs.open_append(Path::new("/d/a"), true).unwrap();
+        f.append(&[0u8; 8]).unwrap();
+        f.sync().unwrap();
+        fs.sync_dir(Path::new("/d")).unwrap();
+        f.write_at(2, b"ab").unwrap();
+        f.write_at(3, b"XYZ").unwrap();
+        f.write_at(6, b"1234").unwrap(); // overwrites 2 durable bytes, grows by 2
+        assert_eq!(fs.process_crash_image().read(Path::new("/d/a")).unwrap(), b"\0\0aXYZ1234");
+        assert_eq!(fs.crash_image().read(Path::new("/d/a")).unwrap(), [0u8; 8]);
+        f.sync().unwrap();
+        assert_eq!(fs.crash_image().read(Path::new("/d/a")).unwrap(), b"\0\0aXYZ1234");
     }
 
     #[test]

@@ -22,6 +22,11 @@
 //! refuses with `Corrupt { file, offset }`. Requiring the chain keeps a document that happens
 //! to contain a copy of a WAL frame from turning an ordinary torn tail into a refusal.
 //!
+//! **Preallocation.** The file grows in zero-filled chunks (written and fsynced with the batch
+//! that first needs them), so most fsyncs write only data, not a new file size. Zeros after
+//! the last batch are that unwritten space: the scan stops there like at a torn tail, and open
+//! cuts them off.
+//!
 //! **Retirement.** At a checkpoint every transaction in the log is already durable in the table
 //! segments, so the log is replaced by an empty one (write `wal.log.tmp`, fsync, rename over
 //! `wal.log`, fsync `wal/`).
@@ -95,7 +100,9 @@ pub(crate) fn scan(path: &Path, data: &[u8]) -> Result<WalScan> {
         let frame = match frame::decode(rest, WAL_FRAME_BYTES_MAX) {
             Ok(frame) => frame,
             Err(err) => {
-                if valid_chain_after(data, offset + 1, last_seq.unwrap_or(0)) {
+                // Zeros to the end: the preallocated, never written part of the file.
+                let unwritten = rest.iter().all(|&b| b == 0);
+                if !unwritten && valid_chain_after(data, offset + 1, last_seq.unwrap_or(0)) {
                     return Err(Error::corrupt(path, offset as u64, err.to_string()));
                 }
                 scan.torn = Some((offset as u64, err.to_string()));
@@ -130,7 +137,8 @@ pub(crate) fn scan(path: &Path, data: &[u8]) -> Result<WalScan> {
 }
 
 /// Whether valid WAL_BATCH frames start somewhere at or after `from`, with a seq after
-/// `last_seq`, and follow each other exactly up to the end of the file. That is what a later
+/// `last_seq`, and follow each other exactly up to the end of the file (or up to the
+/// preallocated zeros that end it). That is what a later
 /// group commit looks like; bytes that merely contain a frame (a document holding a copy of a
 /// DriftDB file, say) almost never also chain to the end of the file.
 fn valid_chain_after(data: &[u8], from: usize, last_seq: u64) -> bool {
@@ -147,7 +155,8 @@ fn valid_chain_after(data: &[u8], from: usize, last_seq: u64) -> bool {
         while at < data.len() {
             match batch_at(at) {
                 Some(f) => at += f.size,
-                None => return false,
+                // The chain may end in the preallocated zeros after the last batch.
+                None => return data.get(at..).is_some_and(|rest| rest.iter().all(|&b| b == 0)),
             }
         }
         at == data.len()
@@ -233,6 +242,23 @@ mod tests {
         let scan = scan(Path::new("w"), torn).unwrap();
         assert_eq!(scan.txns.len(), 1);
         assert_eq!(scan.valid_len, first.len() as u64);
+    }
+
+    #[test]
+    fn preallocated_zeros_end_the_log() {
+        let (mut data, starts) = wal(&[&[1], &[2], &[3]]);
+        let end = data.len();
+        data.resize(end + 4096, 0);
+        let clean = scan(Path::new("w"), &data).unwrap();
+        assert_eq!(clean.txns.len(), 3);
+        assert_eq!(clean.valid_len, end as u64);
+        // Damage in the middle is still corruption when the later batches end in zeros.
+        data[starts[1] + 9] ^= 0x10;
+        let result = scan(Path::new("w"), &data);
+        assert!(
+            matches!(result, Err(Error::Corrupt { offset, .. }) if offset == starts[1] as u64),
+            "{result:?}"
+        );
     }
 
     #[test]
