@@ -1,12 +1,14 @@
 //! A simulated file system for crash tests: it knows which bytes and which directory entries
 //! were made durable, and [`SimFs::crash_image`] returns exactly what a power cut would leave.
 //!
-//! Model: a file's durable bytes are a prefix of its written bytes (files are only appended to
-//! or truncated); [`FsFile::sync`] moves the durable mark to the end. A directory entry
+//! Model: a file has written bytes and durable bytes, and [`FsFile::sync`] makes them equal.
+//! A power cut loses appends past the durable length and undoes overwrites inside it (the
+//! durable bytes they replaced are kept aside). A directory entry
 //! (creation, rename, removal) is durable only after [`Fs::sync_dir`] of its parent. Every sync
 //! point (file sync, directory sync, truncate) is numbered; [`SimFs::crash_at_sync`] makes the
 //! n-th one fail without effect, after which every operation fails, as if the machine died.
-//! [`SimFs::set_space_bytes`] makes appends fail with "storage full" past a byte budget.
+//! [`SimFs::set_space_bytes`] makes writes that grow files fail with "storage full" past a
+//! byte budget.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
