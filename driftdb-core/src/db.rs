@@ -12,7 +12,7 @@ use crate::event::ChangeKind;
 use crate::schema::TableSchema;
 use crate::state::State;
 use crate::storage::fs::{Fs, FsLock, OsFs};
-use crate::txn::Transaction;
+use crate::txn::{IsolationLevel, Transaction};
 use crate::value::{Key, Value};
 
 /// How to open a database.
@@ -172,7 +172,12 @@ impl Database {
 
     /// Start a transaction that reads the last committed state.
     pub fn begin(&self) -> Transaction<'_> {
-        Transaction::new(self, self.last_seq())
+        self.begin_with(IsolationLevel::default())
+    }
+
+    /// Start a transaction at the given isolation level.
+    pub fn begin_with(&self, isolation: IsolationLevel) -> Transaction<'_> {
+        Transaction::new(self, self.last_seq(), isolation)
     }
 
     /// The current document of `key`, if live.

@@ -59,7 +59,7 @@ pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot};
 pub use error::{Error, Result};
 pub use event::ChangeKind;
 pub use schema::{ColumnDef, TableSchema};
-pub use txn::Transaction;
+pub use txn::{IsolationLevel, Transaction};
 pub use value::{Key, Map, Value, from_value, to_value};
 
 #[cfg(test)]

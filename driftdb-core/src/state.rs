@@ -144,6 +144,48 @@ impl State {
         self.tables.get(table)?.doc_at(key, overlay.base_seq).cloned()
     }
 
+    /// Every live row of `table` as the transaction sees it, in primary-key order.
+    pub fn overlay_rows(&self, overlay: &Overlay, table: &str) -> Result<Vec<(Key, Arc<Value>)>> {
+        self.overlay_schema_of(overlay, table)?;
+        let mut rows: BTreeMap<Key, Arc<Value>> = BTreeMap::new();
+        if !overlay.fresh_tables.contains(table)
+            && let Some(t) = self.tables.get(table)
+        {
+            for key in t.rows.keys() {
+                if let Some(doc) = t.doc_at(key, overlay.base_seq) {
+                    rows.insert(key.clone(), doc.clone());
+                }
+            }
+        }
+        if let Some(written) = overlay.rows.get(table) {
+            for (key, doc) in written {
+                match doc {
+                    Some(doc) => rows.insert(key.clone(), doc.clone()),
+                    None => rows.remove(key),
+                };
+            }
+        }
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Names of the tables live as the transaction sees them.
+    pub fn overlay_tables(&self, overlay: &Overlay) -> Vec<String> {
+        let mut names: std::collections::BTreeSet<String> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| t.schema_at(overlay.base_seq).is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for (name, schema) in &overlay.tables {
+            if schema.is_some() {
+                names.insert(name.clone());
+            } else {
+                names.remove(name);
+            }
+        }
+        names.into_iter().collect()
+    }
+
     /// Whether the table is live as the transaction sees it.
     pub fn overlay_schema_of(&self, overlay: &Overlay, table: &str) -> Result<Arc<TableSchema>> {
         self.overlay_schema(overlay, table)

@@ -7,13 +7,25 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::db::{CommitInfo, Database};
+use crate::db::{CommitInfo, Database, Row};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::schema::{TableSchema, validate_table_name};
 use crate::state::{Change, Overlay};
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value, to_value};
+
+/// How much a transaction is isolated from the transactions that commit while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IsolationLevel {
+    /// Each read sees the latest committed state.
+    ReadCommitted,
+    /// Snapshot isolation: every read sees the state at the transaction's start.
+    #[default]
+    RepeatableRead,
+    /// Serializable: the transaction commits only if its reads are still true at commit.
+    Serializable,
+}
 
 /// A transaction. Dropping it without [`commit`](Transaction::commit) rolls it back.
 ///
@@ -36,6 +48,7 @@ pub struct Transaction<'db> {
     /// The change each event makes, as validated when it was added.
     changes: Vec<Change>,
     overlay: Overlay,
+    isolation: IsolationLevel,
     /// The table name of the last event, shared by the events that follow on the same table.
     last_table: Option<Arc<str>>,
 }
@@ -50,13 +63,14 @@ impl fmt::Debug for Transaction<'_> {
 }
 
 impl<'db> Transaction<'db> {
-    pub(crate) fn new(db: &'db Database, read_seq: u64) -> Self {
+    pub(crate) fn new(db: &'db Database, read_seq: u64, isolation: IsolationLevel) -> Self {
         db.open_txns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Transaction {
             db,
             events: Vec::new(),
             changes: Vec::new(),
             overlay: Overlay::new(read_seq),
+            isolation,
             last_table: None,
         }
     }
@@ -64,6 +78,11 @@ impl<'db> Transaction<'db> {
     /// The seq this transaction reads at (plus its own writes).
     pub fn read_seq(&self) -> u64 {
         self.overlay.base_seq
+    }
+
+    /// The isolation level the transaction was begun with.
+    pub fn isolation(&self) -> IsolationLevel {
+        self.isolation
     }
 
     /// Number of events buffered so far.
@@ -146,6 +165,28 @@ impl<'db> Transaction<'db> {
         let state = self.db.state.read();
         state.overlay_schema_of(&self.overlay, table)?;
         Ok(state.overlay_doc(&self.overlay, table, key).map(|d| (*d).clone()))
+    }
+
+    /// Every live row of `table` for which `filter` returns true, as this transaction sees
+    /// it (its own writes included), in primary-key order.
+    pub fn scan(&self, table: &str, mut filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
+        let rows = self.db.state.read().overlay_rows(&self.overlay, table)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, doc)| filter(doc))
+            .map(|(key, doc)| Row { key, doc: Arc::unwrap_or_clone(doc) })
+            .collect())
+    }
+
+    /// The schema of `table` as this transaction sees it.
+    pub fn schema(&self, table: &str) -> Result<TableSchema> {
+        let schema = self.db.state.read().overlay_schema_of(&self.overlay, table)?;
+        Ok((*schema).clone())
+    }
+
+    /// Names of the tables that exist as this transaction sees them.
+    pub fn tables(&self) -> Vec<String> {
+        self.db.state.read().overlay_tables(&self.overlay)
     }
 
     /// Commit: returns once the transaction is durable, with its seq and time.
