@@ -30,21 +30,27 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, Error> {
     }
     if let Some(digits) = inner.strip_prefix("@seq:") {
         return digits.parse::<u64>().map(AsOf::Seq).map_err(|_| Error::Syntax {
+            line: 1,
+            source_line: text.to_owned(),
             column: column + "@seq:".len(),
             expected: "a sequence number (0 to 18446744073709551615)".into(),
-            found: digits.into(),
+            found: format!("{digits:?}"),
         });
     }
     let time: jiff::Timestamp = inner.parse().map_err(|_| Error::Syntax {
+        line: 1,
+        source_line: text.to_owned(),
         column,
         expected: "@seq:N, NOW, or an ISO-8601 time with a UTC offset like 2025-01-01T00:00:00Z"
             .into(),
-        found: inner.into(),
+        found: format!("{inner:?}"),
     })?;
     u64::try_from(time.as_millisecond()).map(AsOf::UnixMs).map_err(|_| Error::Syntax {
+        line: 1,
+        source_line: text.to_owned(),
         column,
         expected: "a time after 1970-01-01T00:00:00Z".into(),
-        found: inner.into(),
+        found: format!("{inner:?}"),
     })
 }
 

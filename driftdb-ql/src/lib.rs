@@ -1,11 +1,17 @@
 //! # driftdb-ql
 //!
-//! DriftQL, DriftDB's query language, over the `driftdb-core` API. This release holds the
-//! first piece every statement needs: reading an `AS OF` point of history. The parser,
-//! planner and executor for whole statements arrive with the DriftQL release.
+//! DriftQL, DriftDB's query language, over the `driftdb-core` API: the syntax tree
+//! ([`ast`]), the parser, the canonical printer, and the executor that runs statements in a
+//! session and returns an [`Outcome`].
 
 mod as_of;
+pub mod ast;
 mod error;
+mod outcome;
 
 pub use as_of::{format_unix_ms, parse_as_of};
 pub use error::Error;
+pub use outcome::{Done, Outcome, Rows, WriteSummary};
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
