@@ -70,6 +70,19 @@ pub struct Row {
     pub doc: Value,
 }
 
+/// Counts of one table at one seq (see [`Snapshot::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Keys with at least one version, live or not.
+    pub keys: u64,
+    /// Keys live at the seq.
+    pub live_rows: u64,
+    /// Versions (events) of all keys up to the seq.
+    pub versions: u64,
+    /// The most versions any one key has.
+    pub max_versions_per_key: u64,
+}
+
 /// One event in the history of a key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
@@ -282,6 +295,27 @@ impl<'db> Snapshot<'db> {
                 })
             })
             .collect())
+    }
+
+    /// Counts of `table` at this seq: keys ever written (in any incarnation), live rows,
+    /// versions, and the most versions of one key.
+    pub fn stats(&self, table: &str) -> Result<TableStats> {
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        let mut stats = TableStats::default();
+        for (key, versions) in &t.rows {
+            let n = versions.partition_point(|v| v.seq <= self.seq);
+            if n == 0 {
+                continue;
+            }
+            stats.keys += 1;
+            stats.versions += n as u64;
+            stats.max_versions_per_key = stats.max_versions_per_key.max(n as u64);
+            if t.doc_at(key, self.seq).is_some() {
+                stats.live_rows += 1;
+            }
+        }
+        Ok(stats)
     }
 
     /// Names of the tables that exist at this seq.

@@ -55,7 +55,7 @@ pub mod storage;
 mod txn;
 mod value;
 
-pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot};
+pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
 pub use error::{Error, Result};
 pub use event::ChangeKind;
 pub use schema::{ColumnDef, TableSchema};
