@@ -11,6 +11,8 @@ mod files;
 mod output;
 mod progress;
 mod records;
+mod repl;
+mod script;
 
 use std::process::ExitCode;
 
@@ -36,7 +38,12 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
         Command::Verify { db, .. } => commands::verify::run(&db.dir, &mut printer),
         Command::Inspect { path, .. } => commands::inspect::run(&path, &mut printer),
         Command::Stats { db, .. } => commands::stats::run(&db.dir, &mut printer),
-        other => Err(CliError::Usage(format!("{other:?} is not wired yet"))),
+        Command::Sql(a) => commands::sql::run(&a, printer),
+        Command::Select(a) => commands::query::select(&a, &mut printer),
+        Command::Drift(a) => commands::query::drift(&a, &mut printer),
+        Command::Snapshot(a) => commands::query::maintain(&a, false, &mut printer),
+        Command::Compact(a) => commands::query::maintain(&a, true, &mut printer),
+        Command::Repl { db, .. } => repl::run(&db.dir, format),
     }
 }
 

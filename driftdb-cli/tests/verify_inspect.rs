@@ -309,8 +309,10 @@ fn stats_counts_rows_versions_and_files() {
     assert_code(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.starts_with("table,state,primary_key,live_rows,versions,segments,segment_bytes\n"),
+        text.starts_with(
+            "table,state,primary_key,live_rows,keys,versions,segments,segment_bytes\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("users,live,id,1,4,1,"), "{text}");
+    assert!(text.contains("users,live,id,1,2,4,1,"), "{text}");
 }

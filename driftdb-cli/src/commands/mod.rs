@@ -4,6 +4,8 @@ pub mod basic;
 pub mod export;
 pub mod import;
 pub mod inspect;
+pub mod query;
+pub mod sql;
 pub mod stats;
 pub mod verify;
 

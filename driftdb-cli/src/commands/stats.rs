@@ -1,16 +1,16 @@
 //! `driftdb stats -d DIR`: per table the live rows, the versions (events) and the segment
 //! files; the WAL's size; the last seq and its time.
 //!
-//! The database is opened (so a crashed one is recovered first and every committed event is in
-//! the segments), counted, and closed. Versions are counted from the segment frames: every
-//! INSERT, PATCH and SOFT_DELETE ever written, across all incarnations of every key.
+//! The database is opened (so a crashed one is recovered first), counted, and closed. Rows,
+//! keys and versions come from the engine ([`driftdb_core::Snapshot::stats`]): versions are
+//! every INSERT, PATCH and SOFT_DELETE of every key, across its incarnations. Segment files
+//! and bytes are what the table's `segments/` directory holds.
 
 use std::path::Path;
 
-use driftdb_core::storage::frame::{self, EventType, FILE_HEADER_BYTES};
+use driftdb_core::AsOf;
 use driftdb_core::storage::segment::{SEGMENTS_DIR, parse_segment_name};
 use driftdb_core::storage::wal::{WAL_DIR, WAL_FILE};
-use driftdb_core::{AsOf, limits};
 use driftdb_ql::format_unix_ms;
 use serde_json::json;
 
@@ -22,7 +22,6 @@ use crate::output::{Printer, Report};
 struct SegmentCounts {
     files: usize,
     bytes: u64,
-    versions: u64,
 }
 
 fn count_segments(dir: &Path) -> CliResult<SegmentCounts> {
@@ -36,17 +35,9 @@ fn count_segments(dir: &Path) -> CliResult<SegmentCounts> {
     names.sort();
     for name in names {
         let path = dir.join(&name);
-        let data = std::fs::read(&path).map_err(|e| CliError::io("read", &path, e))?;
+        let bytes = std::fs::metadata(&path).map_err(|e| CliError::io("read", &path, e))?.len();
         counts.files += 1;
-        counts.bytes += data.len() as u64;
-        let mut offset = FILE_HEADER_BYTES;
-        while let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) {
-            let Ok(f) = frame::decode(rest, limits::SEGMENT_FRAME_BYTES_MAX) else { break };
-            if matches!(f.kind, EventType::Insert | EventType::Patch | EventType::SoftDelete) {
-                counts.versions += 1;
-            }
-            offset += f.size;
-        }
+        counts.bytes += bytes;
     }
     Ok(counts)
 }
@@ -69,13 +60,8 @@ pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult 
     for name in &names {
         let counts = count_segments(&tables_dir.join(name).join(SEGMENTS_DIR))?;
         let live = live_tables.contains(name);
-        let (rows_now, primary_key) = if live {
-            let mut n = 0u64;
-            snap.scan(name, |_| {
-                n += 1;
-                false
-            })?;
-            (Some(n), Some(snap.schema(name)?.primary_key))
+        let (stats, primary_key) = if live {
+            (Some(snap.stats(name)?), Some(snap.schema(name)?.primary_key))
         } else {
             (None, None)
         };
@@ -83,8 +69,9 @@ pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult 
             Some(json!(name)),
             Some(json!(if live { "live" } else { "dropped" })),
             primary_key.clone().map(|p| json!(p)),
-            rows_now.map(|n| json!(n)),
-            Some(json!(counts.versions)),
+            stats.map(|s| json!(s.live_rows)),
+            stats.map(|s| json!(s.keys)),
+            stats.map(|s| json!(s.versions)),
             Some(json!(counts.files)),
             Some(json!(counts.bytes)),
         ]);
@@ -92,8 +79,9 @@ pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult 
             "table": name,
             "state": if live { "live" } else { "dropped" },
             "primary_key": primary_key,
-            "live_rows": rows_now,
-            "versions": counts.versions,
+            "live_rows": stats.map(|s| s.live_rows),
+            "keys": stats.map(|s| s.keys),
+            "versions": stats.map(|s| s.versions),
             "segments": counts.files,
             "segment_bytes": counts.bytes,
         }));
@@ -123,6 +111,7 @@ pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult 
             "state",
             "primary_key",
             "live_rows",
+            "keys",
             "versions",
             "segments",
             "segment_bytes",
