@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 export RUSTDOCFLAGS := -D warnings
 
-.PHONY: build test demo bench fmt fmt-check clippy doc ci soak fuzz clean
+.PHONY: build test demo example bench fmt fmt-check clippy doc ci soak fuzz clean
 
 build:
 	$(CARGO) build --workspace --release
@@ -17,8 +17,14 @@ test: fmt-check clippy
 	@scripts/check-test-counts.sh target/test-output.txt
 	$(CARGO) doc --workspace --no-deps
 
-## The main job: a runnable example that embeds the engine and travels through history.
+## The walk-through: build the `driftdb` binary and run scripts/demo.sh with it (a shop whose
+## orders change over time, read now, AS OF a time and a seq, drift, EXPLAIN, snapshot, compact).
 demo:
+	$(CARGO) build --release -q -p driftdb-cli
+	scripts/demo.sh target/release/driftdb
+
+## The embedding example: a program that uses the engine as a library.
+example:
 	$(CARGO) run --release -q -p driftdb-core --example time_travel
 
 bench:

@@ -140,7 +140,7 @@ impl<'db, W: Write> Runner<'db, W> {
         let first_line = self.line;
         let parsed = parse_script(&padded).map_err(|error| CliError::Statement {
             index: self.index + 1,
-            line: first_line + error.position().map_or(0, |(l, _)| l - 1),
+            line: first_line + statement_start(chunk),
             error: error.shifted(first_line - 1, 0),
             rolled_back: false,
         })?;
@@ -180,4 +180,10 @@ impl<'db, W: Write> Runner<'db, W> {
         }
         Ok(Ran { outcome, elapsed })
     }
+}
+
+/// Lines before the first line of `chunk` that is not blank or a `--` comment (where a
+/// statement that does not parse starts).
+fn statement_start(chunk: &str) -> usize {
+    chunk.lines().take_while(|l| l.trim().is_empty() || l.trim_start().starts_with("--")).count()
 }
