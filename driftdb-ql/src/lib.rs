@@ -7,12 +7,14 @@
 mod as_of;
 pub mod ast;
 mod error;
+mod exec;
 mod outcome;
 pub mod parse;
 mod print;
 
 pub use as_of::{format_unix_ms, parse_as_of};
 pub use error::Error;
+pub use exec::{Session, level_name};
 pub use outcome::{Done, Outcome, Rows, WriteSummary};
 pub use parse::{next_statement_end, parse_expr, parse_script, parse_statement};
 
