@@ -25,11 +25,20 @@ use output::{Printer, default_format};
 fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
     let mut printer = Printer::stdout(format);
     let Some(command) = cli.command else {
+        return match cli.dir {
+            Some(dir) => repl::run(&dir, format),
+            None => Err(CliError::Usage(
+                "nothing to do: give a command (see `driftdb --help`), or `-d DIR` for the shell"
+                    .into(),
+            )),
+        };
+    };
+    if cli.dir.is_some() {
         return Err(CliError::Usage(
-            "nothing to do: give a command (see `driftdb --help`), or `-d DIR` for the shell"
+            "-d DIR goes after the command (driftdb sql -d DIR ...); before it, it starts the shell"
                 .into(),
         ));
-    };
+    }
     match command {
         Command::Init { dir, .. } => commands::basic::init(&dir, &mut printer),
         Command::Tables { db, as_of, .. } => commands::basic::tables(&db.dir, &as_of, &mut printer),

@@ -12,11 +12,11 @@
 //! blanked out, so a caret lands under the right character.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use driftdb_core::Database;
 use driftdb_ql::ast::Statement;
-use driftdb_ql::{Outcome, Session, next_statement_end, parse_script};
+use driftdb_ql::{Session, next_statement_end, parse_script};
 
 use crate::error::{CliError, CliResult};
 use crate::output::Printer;
@@ -39,15 +39,6 @@ pub struct Runner<'db, W: Write> {
     begun_at: Option<usize>,
     /// Print how long each statement took.
     pub timing: bool,
-}
-
-/// What running one statement gave.
-#[derive(Debug)]
-pub struct Ran {
-    /// The outcome, already printed.
-    pub outcome: Outcome,
-    /// How long parsing and running took.
-    pub elapsed: Duration,
 }
 
 impl<'db, W: Write> Runner<'db, W> {
@@ -98,20 +89,20 @@ impl<'db, W: Write> Runner<'db, W> {
 
     /// Add text and run every statement it completes. Stops at the first failure; the text
     /// after the failed statement stays unread.
-    pub fn feed(&mut self, text: &str) -> CliResult<Vec<Ran>> {
+    pub fn feed(&mut self, text: &str) -> CliResult<usize> {
         self.pending.push_str(text);
-        let mut ran = Vec::new();
+        let mut ran = 0;
         while let Some(end) = next_statement_end(&self.pending) {
             let chunk: String = self.pending.drain(..end).collect();
             let result = self.run_chunk(&chunk);
             self.advance(&chunk);
-            ran.extend(result?);
+            ran += result?;
         }
         Ok(ran)
     }
 
     /// Run what is left as a final statement (it needs no `;`).
-    pub fn finish(&mut self) -> CliResult<Vec<Ran>> {
+    pub fn finish(&mut self) -> CliResult<usize> {
         let chunk = std::mem::take(&mut self.pending);
         let result = self.run_chunk(&chunk);
         self.advance(&chunk);
@@ -135,7 +126,7 @@ impl<'db, W: Write> Runner<'db, W> {
     }
 
     /// Parse and run the statements of `chunk` (usually one, ending in `;`).
-    fn run_chunk(&mut self, chunk: &str) -> CliResult<Vec<Ran>> {
+    fn run_chunk(&mut self, chunk: &str) -> CliResult<usize> {
         let padded = format!("{}{chunk}", " ".repeat(self.column));
         let first_line = self.line;
         let parsed = parse_script(&padded).map_err(|error| CliError::Statement {
@@ -144,20 +135,19 @@ impl<'db, W: Write> Runner<'db, W> {
             error: error.shifted(first_line - 1, 0),
             rolled_back: false,
         })?;
-        let mut ran = Vec::new();
-        for p in parsed {
-            ran.push(self.execute(&p.statement, first_line + p.line - 1)?);
+        for p in &parsed {
+            self.execute(&p.statement, first_line + p.line - 1)?;
         }
-        Ok(ran)
+        Ok(parsed.len())
     }
 
     /// Run a statement built elsewhere (the shell's meta commands).
-    pub fn run_statement(&mut self, statement: &Statement) -> CliResult<Ran> {
+    pub fn run_statement(&mut self, statement: &Statement) -> CliResult {
         self.execute(statement, self.line)
     }
 
     /// Run one statement that starts at `line`, print its outcome, and track transactions.
-    fn execute(&mut self, statement: &Statement, line: usize) -> CliResult<Ran> {
+    fn execute(&mut self, statement: &Statement, line: usize) -> CliResult {
         self.index += 1;
         let start = Instant::now();
         let outcome = self.session.execute(statement).map_err(|error| CliError::Statement {
@@ -176,9 +166,11 @@ impl<'db, W: Write> Runner<'db, W> {
         self.printer.outcome(&outcome).map_err(|e| CliError::io("write", stdout, e))?;
         if self.timing {
             let ms = elapsed.as_secs_f64() * 1000.0;
-            self.printer.line(&format!("Time: {ms:.3} ms")).map_err(|e| CliError::io("write", stdout, e))?;
+            self.printer
+                .line(&format!("Time: {ms:.3} ms"))
+                .map_err(|e| CliError::io("write", stdout, e))?;
         }
-        Ok(Ran { outcome, elapsed })
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@ fn db_with_table(table: &str) -> TestDb {
     let t = TestDb::empty();
     let db = t.open();
     db.create_table(table, TableSchema::new("id")).unwrap();
-    db.close().unwrap();
+    drop(db);
     t
 }
 
@@ -222,7 +222,7 @@ fn export_writes_every_format_and_round_trips() {
         let copy = TestDb::empty();
         let db = copy.open();
         db.create_table("orders", TableSchema::new("id")).unwrap();
-        db.close().unwrap();
+        drop(db);
         let out = driftdb(&["import", "-d", copy.d(), "--table", "orders", file.to_str().unwrap()]);
         assert_code(&out, 0);
         let (a, b) = (t.open(), copy.open());

@@ -17,7 +17,8 @@ fn the_seed_manual_session_runs_verbatim() {
     assert!(tmp.path().join("mydata").join("CHECKPOINT").exists());
 
     // Create a table
-    let out = run(&["sql", "-d", "./mydata", "-e", "CREATE TABLE users (pk=id, INDEX(email, status))"]);
+    let out =
+        run(&["sql", "-d", "./mydata", "-e", "CREATE TABLE users (pk=id, INDEX(email, status))"]);
     assert_code(&out, 0);
     let created = json_out(&out);
     assert_eq!(created["statement"], "CREATE TABLE");
@@ -37,7 +38,8 @@ fn the_seed_manual_session_runs_verbatim() {
     assert_eq!(inserted["seq"], 2);
 
     // Query data
-    let out = run(&["select", "-d", "./mydata", "--table", "users", "--where", r#"status="active""#]);
+    let out =
+        run(&["select", "-d", "./mydata", "--table", "users", "--where", r#"status="active""#]);
     assert_code(&out, 0);
     assert_eq!(
         json_out(&out),

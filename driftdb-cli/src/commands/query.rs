@@ -65,7 +65,11 @@ pub fn drift(args: &DriftArgs, printer: &mut Printer<impl Write>) -> CliResult {
     let mut session = Session::new(&db);
     let mut outcome = None;
     for key in keys {
-        let found = session.execute(&Statement::ShowDrift { table: args.table.clone(), key, range: None })?;
+        let found = session.execute(&Statement::ShowDrift {
+            table: args.table.clone(),
+            key,
+            range: None,
+        })?;
         let empty = matches!(&found, Outcome::Rows(rows) if rows.rows.is_empty());
         outcome = Some(found);
         if !empty {
@@ -84,7 +88,8 @@ pub fn drift(args: &DriftArgs, printer: &mut Printer<impl Write>) -> CliResult {
 pub fn maintain(args: &TableArgs, compact: bool, printer: &mut Printer<impl Write>) -> CliResult {
     let db = super::open(&args.db.dir)?;
     let table = args.table.clone();
-    let statement = if compact { Statement::Compact { table } } else { Statement::Snapshot { table } };
+    let statement =
+        if compact { Statement::Compact { table } } else { Statement::Snapshot { table } };
     let outcome = Session::new(&db).execute(&statement)?;
     print(printer, &outcome)?;
     db.close()?;

@@ -85,5 +85,8 @@ fn from_stdin(runner: &mut Runner<'_, impl Write>) -> CliResult {
 }
 
 fn not_utf8(at: usize) -> CliError {
-    CliError::Input { message: format!("standard input is not UTF-8 text (at byte {at})"), line: None }
+    CliError::Input {
+        message: format!("standard input is not UTF-8 text (at byte {at})"),
+        line: None,
+    }
 }

@@ -60,6 +60,7 @@ impl Printer<io::Stdout> {
 
 impl<W: Write> Printer<W> {
     /// A printer to any writer (never treated as a terminal).
+    #[cfg(test)]
     pub fn new(format: OutputFormat, out: W) -> Self {
         Printer { format, out, terminal: false }
     }

@@ -8,6 +8,9 @@ use driftdb_ql::{Done, Outcome, WriteSummary};
 
 use super::cells::{cell_text, json_cell_text};
 
+/// Narrower terminals (or an unknown width, as in some pseudo-terminals) get unwrapped tables.
+const TERMINAL_COLUMNS_MIN: u16 = 40;
+
 /// Print an outcome as a table or a summary line.
 pub fn outcome(out: &mut impl Write, outcome: &Outcome, terminal: bool) -> io::Result<()> {
     match outcome {
@@ -50,9 +53,9 @@ fn write_table(
 ) -> io::Result<()> {
     let mut table = Table::new();
     table.load_style(presets::UTF8_FULL_CONDENSED);
-    if terminal {
-        table.set_content_arrangement(ContentArrangement::Dynamic);
-    } else {
+    // Wrap to the terminal's width only when it is known and wide enough to be useful.
+    table.set_content_arrangement(ContentArrangement::Dynamic);
+    if !terminal || table.width().is_none_or(|w| w < TERMINAL_COLUMNS_MIN) {
         table.force_no_tty().set_content_arrangement(ContentArrangement::Disabled);
     }
     table.set_header(columns.to_vec());

@@ -17,13 +17,76 @@ use rustyline::validate::Validator;
 
 /// DriftQL's keywords, as completed.
 pub const KEYWORDS: &[&str] = &[
-    "ADD", "ALTER", "ANALYZE", "AND", "AS", "ASC", "AVG", "BACKUP", "BEGIN", "BETWEEN", "BY",
-    "COLUMN", "COMMIT", "COMMITTED", "COMPACT", "COUNT", "CREATE", "DEFAULT", "DELETE", "DESC",
-    "DESCRIBE", "DRIFT", "DROP", "EXISTS", "EXPLAIN", "FALSE", "FOR", "FROM", "GROUP", "HAVING",
-    "IF", "IN", "INDEX", "INSERT", "INTO", "IS", "ISOLATION", "KEY", "LEVEL", "LIKE", "LIMIT",
-    "MAX", "MIN", "NOT", "NOW", "NULL", "OF", "OFFSET", "ON", "OR", "ORDER", "PATCH", "READ",
-    "REPEATABLE", "ROLLBACK", "SELECT", "SERIALIZABLE", "SET", "SHOW", "SNAPSHOT", "SOFT", "SUM",
-    "SYSTEM_TIME", "TABLE", "TABLES", "TO", "TRANSACTION", "TRUE", "UPSERT", "WHERE",
+    "ADD",
+    "ALTER",
+    "ANALYZE",
+    "AND",
+    "AS",
+    "ASC",
+    "AVG",
+    "BACKUP",
+    "BEGIN",
+    "BETWEEN",
+    "BY",
+    "COLUMN",
+    "COMMIT",
+    "COMMITTED",
+    "COMPACT",
+    "COUNT",
+    "CREATE",
+    "DEFAULT",
+    "DELETE",
+    "DESC",
+    "DESCRIBE",
+    "DRIFT",
+    "DROP",
+    "EXISTS",
+    "EXPLAIN",
+    "FALSE",
+    "FOR",
+    "FROM",
+    "GROUP",
+    "HAVING",
+    "IF",
+    "IN",
+    "INDEX",
+    "INSERT",
+    "INTO",
+    "IS",
+    "ISOLATION",
+    "KEY",
+    "LEVEL",
+    "LIKE",
+    "LIMIT",
+    "MAX",
+    "MIN",
+    "NOT",
+    "NOW",
+    "NULL",
+    "OF",
+    "OFFSET",
+    "ON",
+    "OR",
+    "ORDER",
+    "PATCH",
+    "READ",
+    "REPEATABLE",
+    "ROLLBACK",
+    "SELECT",
+    "SERIALIZABLE",
+    "SET",
+    "SHOW",
+    "SNAPSHOT",
+    "SOFT",
+    "SUM",
+    "SYSTEM_TIME",
+    "TABLE",
+    "TABLES",
+    "TO",
+    "TRANSACTION",
+    "TRUE",
+    "UPSERT",
+    "WHERE",
 ];
 
 /// The meta commands, as completed after `\`.
@@ -80,10 +143,17 @@ impl<'db> ReplHelper<'db> {
     /// Candidates for the word `word` in `line`.
     pub fn candidates(&self, line: &str, word: &str) -> Vec<String> {
         if word.starts_with('\\') {
-            return META_COMMANDS.iter().filter(|m| m.starts_with(word)).map(|m| m.to_string()).collect();
+            return META_COMMANDS
+                .iter()
+                .filter(|m| m.starts_with(word))
+                .map(|m| m.to_string())
+                .collect();
         }
         let tables = self.tables.borrow().clone();
         let mut out: BTreeSet<String> = BTreeSet::new();
+        if after_table_keyword(line, word) {
+            return tables.into_iter().filter(|t| t.starts_with(word)).collect();
+        }
         let lower = word.chars().next().is_some_and(char::is_lowercase);
         for kw in KEYWORDS {
             if kw.starts_with(&word.to_ascii_uppercase()) && !word.is_empty() {
@@ -97,7 +167,9 @@ impl<'db> ReplHelper<'db> {
         }
         let named: Vec<&String> = tables
             .iter()
-            .filter(|t| line.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == t.as_str()))
+            .filter(|t| {
+                line.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == t.as_str())
+            })
             .collect();
         let searched: Vec<&String> = if named.is_empty() { tables.iter().collect() } else { named };
         for t in searched {
@@ -109,6 +181,19 @@ impl<'db> ReplHelper<'db> {
         }
         out.into_iter().collect()
     }
+}
+
+/// Keywords that a table name follows.
+const BEFORE_TABLE: &[&str] =
+    &["FROM", "INTO", "TABLE", "PATCH", "DESCRIBE", "DRIFT", "SNAPSHOT", "COMPACT", "ON", "\\d"];
+
+/// Whether the word being completed follows a keyword that a table name follows.
+fn after_table_keyword(line: &str, word: &str) -> bool {
+    let before = line.rfind(word).map_or(line, |at| line.get(..at).unwrap_or(line));
+    before
+        .split_whitespace()
+        .next_back()
+        .is_some_and(|w| BEFORE_TABLE.iter().any(|k| k.eq_ignore_ascii_case(w)))
 }
 
 fn collect_paths(value: &Value, prefix: &str, depth: usize, out: &mut BTreeSet<String>) {
@@ -136,7 +221,12 @@ fn word_start(line: &str, pos: usize) -> usize {
 impl Completer for ReplHelper<'_> {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let start = word_start(line, pos);
         let word = line.get(start..pos).unwrap_or_default();
         let pairs = self
@@ -168,12 +258,18 @@ mod tests {
         db.create_table("orders", TableSchema::new("id")).unwrap();
         db.create_table("owners", TableSchema::new("id")).unwrap();
         let mut tx = db.begin();
-        tx.insert("orders", json!({"id": 1, "status": "new", "ship": {"city": "Oslo"}}).into()).unwrap();
+        tx.insert("orders", json!({"id": 1, "status": "new", "ship": {"city": "Oslo"}}).into())
+            .unwrap();
         tx.commit().unwrap();
         let h = ReplHelper::new(&db);
         assert_eq!(h.candidates("SEL", "SEL"), ["SELECT"]);
         assert_eq!(h.candidates("sel", "sel"), ["select"]);
-        assert_eq!(h.candidates("SELECT * FROM o", "o"), ["of", "offset", "on", "or", "order", "orders", "owners"]);
+        assert_eq!(
+            h.candidates("SELECT * FROM orders o", "o"),
+            ["of", "offset", "on", "or", "order", "orders", "owners"]
+        );
+        assert_eq!(h.candidates("SELECT * FROM o", "o"), ["orders", "owners"]);
+        assert_eq!(h.candidates("\\d ow", "ow"), ["owners"]);
         assert_eq!(h.candidates("SELECT st", "st"), ["status"]);
         assert_eq!(h.candidates("SELECT ship. FROM orders", "ship."), ["ship.city"]);
         assert_eq!(h.candidates("\\t", "\\t"), ["\\tables", "\\timing"]);

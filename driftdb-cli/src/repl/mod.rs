@@ -14,10 +14,10 @@ mod meta;
 use std::path::{Path, PathBuf};
 
 use driftdb_ql::ast::Statement;
+use rustyline::Editor;
 use rustyline::config::{CompletionType, Config};
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
-use rustyline::Editor;
 
 use crate::args::OutputFormat;
 use crate::error::{CliError, CliResult, report};
@@ -31,7 +31,9 @@ fn history_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("DRIFTDB_HISTORY").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(path));
     }
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|home| Path::new(&home).join(".driftdb_history"))
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| Path::new(&home).join(".driftdb_history"))
 }
 
 fn prompt(in_transaction: bool, continuing: bool) -> &'static str {
@@ -60,8 +62,8 @@ pub fn run(dir: &Path, format: OutputFormat) -> CliResult {
         .history_ignore_space(true)
         .completion_type(CompletionType::List)
         .build();
-    let mut editor: Editor<ReplHelper<'_>, FileHistory> =
-        Editor::with_config(config).map_err(|e| CliError::Usage(format!("cannot start the shell: {e}")))?;
+    let mut editor: Editor<ReplHelper<'_>, FileHistory> = Editor::with_config(config)
+        .map_err(|e| CliError::Usage(format!("cannot start the shell: {e}")))?;
     editor.set_helper(Some(ReplHelper::new(&db)));
     let history = history_path();
     if let Some(path) = &history
@@ -70,7 +72,10 @@ pub fn run(dir: &Path, format: OutputFormat) -> CliResult {
     {
         eprintln!("driftdb: cannot read the history file {}: {e}", path.display());
     }
-    println!("DriftDB shell on {}. Statements end with `;`. \\help for help, \\q or Ctrl-D to leave.", dir.display());
+    println!(
+        "DriftDB shell on {}. Statements end with `;`. \\help for help, \\q or Ctrl-D to leave.",
+        dir.display()
+    );
     let mut runner = Runner::new(&db, Printer::stdout(format));
     loop {
         let continuing = runner.has_pending();
@@ -140,11 +145,13 @@ fn meta_command(m: Meta, runner: &mut Runner<'_, std::io::Stdout>) {
         Meta::Describe(table) => Statement::Describe { table, as_of: None },
         Meta::Timing(on) => {
             runner.timing = on.unwrap_or(!runner.timing);
-            let _ = runner.printer.line(if runner.timing { "Timing is on." } else { "Timing is off." });
+            let _ =
+                runner.printer.line(if runner.timing { "Timing is on." } else { "Timing is off." });
             return;
         }
         Meta::Format(None) => {
-            let _ = runner.printer.line(&format!("Output format is {}.", meta::format_name(format)));
+            let _ =
+                runner.printer.line(&format!("Output format is {}.", meta::format_name(format)));
             return;
         }
         Meta::Format(Some(f)) => {

@@ -100,10 +100,47 @@ impl TestDb {
         self.dir.parent().unwrap().join(name)
     }
 
-    /// Open the database with the engine.
-    pub fn open(&self) -> Database {
-        Database::open(&self.dir).unwrap()
+    /// Open the database with the engine; dropping the handle closes it.
+    pub fn open(&self) -> OpenDb {
+        OpenDb { db: Some(Database::open(&self.dir).unwrap()), dir: self.dir.clone() }
     }
+}
+
+/// A database opened in the test process. Dropping it closes the database and then waits
+/// until its lock is free: a child that another test thread is spawning at that moment holds
+/// a copy of the lock's file descriptor until it calls exec, and the binary under test, run
+/// right after, would find the database "in use".
+pub struct OpenDb {
+    db: Option<Database>,
+    dir: PathBuf,
+}
+
+impl std::ops::Deref for OpenDb {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        self.db.as_ref().unwrap()
+    }
+}
+
+impl Drop for OpenDb {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            db.close().unwrap();
+        }
+        wait_unlocked(&self.dir);
+    }
+}
+
+/// Wait (up to 10 s) until no process holds the lock of the database in `dir`.
+pub fn wait_unlocked(dir: &Path) {
+    let lock = dir.join("LOCK");
+    for _ in 0..10_000 {
+        match std::fs::File::open(&lock).map(|f| f.try_lock()) {
+            Ok(Ok(())) | Err(_) => return,
+            Ok(Err(_)) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+    panic!("{} stayed locked", dir.display());
 }
 
 /// Commit the sample history into `db`: table `users` (pk id) with user1 inserted, patched,
@@ -139,7 +176,7 @@ pub fn sample_db() -> TestDb {
     let t = TestDb::empty();
     let db = t.open();
     sample_history(&db);
-    db.close().unwrap();
+    drop(db);
     t
 }
 
