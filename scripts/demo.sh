@@ -16,7 +16,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/driftdb-demo.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 DB=$WORK/shop
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD='' PLAIN=''; fi
+say() { printf '\n%s== %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 show() { printf '$ driftdb %s\n' "$*"; }
 # Run a DriftQL script, showing it first; results print as tables.
 sql() {

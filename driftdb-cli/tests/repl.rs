@@ -61,7 +61,7 @@ fn statements_span_lines_and_transactions_show_in_the_prompt() {
     p.exp_string("INSERT 1 (pending until COMMIT)").unwrap();
     p.exp_string("driftdb*> ").unwrap();
     p.send_line("COMMIT;").unwrap();
-    p.exp_string("(seq 3)").unwrap();
+    p.exp_string("committed 1 event(s) at seq 3").unwrap();
     p.exp_string("driftdb> ").unwrap();
 
     // An error is shown with its caret and the shell goes on.

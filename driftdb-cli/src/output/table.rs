@@ -74,10 +74,12 @@ pub fn write_line(w: &WriteSummary) -> String {
     }
 }
 
-/// The statement's message, with the seq it committed at.
+/// The statement's message, with the seq it committed at (unless the message says it).
 pub fn done_line(d: &Done) -> String {
     match d.committed {
-        Some((seq, _)) => format!("{} (seq {seq})", d.message),
-        None => d.message.clone(),
+        Some((seq, _)) if !d.message.contains(&format!("seq {seq}")) => {
+            format!("{} (seq {seq})", d.message)
+        }
+        _ => d.message.clone(),
     }
 }

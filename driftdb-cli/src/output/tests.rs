@@ -124,3 +124,14 @@ fn reports_render_in_every_format() {
     assert_eq!(&lines[3..6], ["name,bytes", "a,10", "b,"]);
     assert!(text.ends_with("2 files\n"));
 }
+
+#[test]
+fn a_message_that_names_its_seq_is_not_repeated() {
+    let commit = Outcome::Done(Done {
+        statement: "COMMIT",
+        message: "committed 3 event(s) at seq 5".into(),
+        committed: Some((5, 0)),
+        details: vec![],
+    });
+    assert_eq!(render(OutputFormat::Table, &commit), "committed 3 event(s) at seq 5\n");
+}
