@@ -1,6 +1,7 @@
 //! Secondary indexes answer exactly what a scan answers, at every seq of random histories:
 //! with the index declared at creation, declared late (built from history), dropped, and
 //! across a table dropped and re-created; also after reopening (rebuilt on open).
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
 
