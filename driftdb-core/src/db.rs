@@ -318,6 +318,40 @@ impl<'db> Snapshot<'db> {
         Ok(stats)
     }
 
+    /// The live rows whose field `field` (a dotted path) equals `value`, through the index on
+    /// that field, in primary-key order; `Ok(None)` when the table has no index on it.
+    /// Numbers compare by value (`1` finds `1.0`); `null` finds nothing.
+    pub fn lookup(&self, table: &str, field: &str, value: &Value) -> Result<Option<Vec<Row>>> {
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        let path: Vec<String> = field.split('.').map(str::to_owned).collect();
+        let Some(index) = t.indexes.iter().find(|i| i.path == path) else {
+            return Ok(None);
+        };
+        let Some(wanted) = crate::index::IndexValue::of(value) else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut rows = Vec::new();
+        for key in index.lookup(&wanted, self.seq) {
+            let Some(doc) = t.doc_at(&key, self.seq) else { continue };
+            let mut current: &Value = doc;
+            let mut found = true;
+            for name in &path {
+                match current.get(name) {
+                    Some(v) => current = v,
+                    None => {
+                        found = false;
+                        break;
+                    }
+                }
+            }
+            if found && crate::index::IndexValue::of(current).as_ref() == Some(&wanted) {
+                rows.push(Row { key, doc: (**doc).clone() });
+            }
+        }
+        Ok(Some(rows))
+    }
+
     /// Names of the tables that exist at this seq.
     pub fn tables(&self) -> Vec<String> {
         let state = self.db.state.read();

@@ -46,6 +46,7 @@ mod commit;
 mod db;
 mod error;
 mod event;
+mod index;
 pub mod limits;
 mod msgpack;
 mod recovery;

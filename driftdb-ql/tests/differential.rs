@@ -196,6 +196,15 @@ fn check_history(seed: u64) {
         let counted_total: i64 = counted.iter().map(|r| r["n"].as_i64().unwrap()).sum();
         assert_eq!(counted.len(), groups.len(), "seed {seed}: groups at @seq:{seq}");
         assert_eq!(counted_total, total, "seed {seed}: counts at @seq:{seq}");
+        // `tag` is indexed: this reads through the index AS OF the seq.
+        let tag = ["red", "green", "blue"][rng.below(3) as usize];
+        let via_index = rows(
+            run(&mut session, &format!("SELECT * FROM t WHERE tag = '{tag}' AS OF @seq:{seq}"))
+                .unwrap(),
+        );
+        let expected: Vec<Json> =
+            state.values().filter(|d| d["tag"].as_str() == Some(tag)).cloned().collect();
+        assert_eq!(via_index, expected, "seed {seed}: tag = {tag} @seq:{seq}");
         for key in state.keys().take(3) {
             let one = rows(
                 run(&mut session, &format!("SELECT * FROM t WHERE id = {key} AS OF @seq:{seq}"))

@@ -33,6 +33,8 @@ struct Run {
     rows: Rows,
     /// The primary key looked up instead of scanning, if the filter pins one.
     lookup: Option<Key>,
+    /// The `field = value` answered through a secondary index, if one was used.
+    index_used: Option<(String, Value)>,
     scanned_rows: usize,
     matched_rows: usize,
     groups: Option<usize>,
@@ -47,6 +49,7 @@ fn run(source: &Source<'_, '_>, q: &Select) -> Result<Run> {
     };
     let mut live = 0usize;
     let lookup = q.filter.as_ref().and_then(|f| key_lookup(f, &schema.primary_key));
+    let mut index_used = None;
     let matched = match &lookup {
         Some(key) => {
             let mut rows = Vec::new();
@@ -58,10 +61,32 @@ fn run(source: &Source<'_, '_>, q: &Select) -> Result<Run> {
             }
             rows
         }
-        None => source.scan(&q.table, |doc| {
-            live += 1;
-            keep(doc)
-        })?,
+        None => {
+            let mut found = None;
+            for (field, value) in equalities(q.filter.as_ref()) {
+                if let Some(rows) = source.lookup(&q.table, &field, &value)? {
+                    found = Some(rows);
+                    index_used = Some((field, value));
+                    break;
+                }
+            }
+            match found {
+                Some(candidates) => {
+                    live = candidates.len();
+                    let mut rows = Vec::with_capacity(candidates.len());
+                    for row in candidates {
+                        if keep(&row.doc)? {
+                            rows.push(row);
+                        }
+                    }
+                    rows
+                }
+                None => source.scan(&q.table, |doc| {
+                    live += 1;
+                    keep(doc)
+                })?,
+            }
+        }
     };
     let matched_rows = matched.len();
     let grouped = !q.group_by.is_empty()
@@ -81,6 +106,7 @@ fn run(source: &Source<'_, '_>, q: &Select) -> Result<Run> {
     Ok(Run {
         rows: Rows { columns, rows, seq: source.seq() },
         lookup,
+        index_used,
         scanned_rows: live,
         matched_rows,
         groups,
@@ -161,6 +187,30 @@ fn key_lookup(filter: &Expr, primary_key: &str) -> Option<Key> {
         }
     }
     None
+}
+
+/// The `field = literal` terms of a filter's top-level AND, in the order written.
+fn equalities(filter: Option<&Expr>) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&Expr> = filter.into_iter().collect();
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::Binary { op: BinaryOp::And, left, right } => {
+                stack.push(right);
+                stack.push(left);
+            }
+            Expr::Binary { op: BinaryOp::Eq, left, right } => {
+                if let (Expr::Field(p), Expr::Literal(l)) | (Expr::Literal(l), Expr::Field(p)) =
+                    (&**left, &**right)
+                    && *l != Literal::Null
+                {
+                    out.push((p.0.join("."), super::eval::literal_value(l)));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The field paths an expression reads, as `a.b` text.
@@ -503,29 +553,30 @@ pub(crate) fn explain(source: &Source<'_, '_>, q: &Select) -> Result<Rows> {
     steps.push(("read", format!("table {}, {point}", q.table)));
     steps.push((
         "access",
-        match &run.lookup {
-            Some(key) => {
+        match (&run.lookup, &run.index_used) {
+            (Some(key), _) => {
                 format!("primary-key lookup of {key} ({} live row(s) read)", run.scanned_rows)
             }
-            None => format!("full scan of {} live row(s) in primary-key order", run.scanned_rows),
+            (None, Some((field, value))) => format!(
+                "index lookup {field} = {value}: {} candidate row(s) read, each re-checked",
+                run.scanned_rows
+            ),
+            (None, None) => {
+                format!("full scan of {} live row(s) in primary-key order", run.scanned_rows)
+            }
         },
     ));
-    let usable: Vec<String> = schema
-        .indexes
-        .iter()
-        .filter(|fields| {
-            let filtered = q.filter.as_ref().map(fields_of).unwrap_or_default();
-            fields.first().is_some_and(|first| filtered.contains(first))
-        })
-        .map(|fields| format!("({})", fields.join(", ")))
-        .collect();
-    if !usable.is_empty() {
+    let filtered = q.filter.as_ref().map(fields_of).unwrap_or_default();
+    let unused: Vec<String> =
+        schema.indexes.iter().flatten().filter(|field| filtered.contains(field)).cloned().collect();
+    if run.lookup.is_none() && run.index_used.is_none() && !unused.is_empty() {
         steps.push((
             "index",
             format!(
-                "declared index {} matches the filter, but this release keeps no index \
-                 structures: the scan answers it",
-                usable.join(", ")
+                "indexed field(s) {} appear in the filter, but only a `field = value` term of \
+                 the top-level AND uses an index (outside transactions, on fields without a \
+                 declared default): this query scans",
+                unused.join(", ")
             ),
         ));
     }

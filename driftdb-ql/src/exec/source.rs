@@ -83,6 +83,27 @@ impl Source<'_, '_> {
         })
     }
 
+    /// The live rows whose `field` equals `value`, through an index, with defaults applied;
+    /// `None` when no index can answer (no index on the field, a transaction's view, or a
+    /// declared default that the index does not see).
+    pub fn lookup(&self, table: &str, field: &str, value: &Value) -> Result<Option<Vec<Row>>> {
+        let Source::Snapshot(snapshot) = self else {
+            return Ok(None);
+        };
+        let schema = snapshot.schema(table)?;
+        let defaults: Vec<&ColumnDef> =
+            schema.columns.iter().filter(|c| c.default.is_some()).collect();
+        let top = field.split('.').next().unwrap_or(field);
+        if defaults.iter().any(|c| c.name == top) {
+            return Ok(None);
+        }
+        Ok(snapshot.lookup(table, field, value)?.map(|rows| {
+            rows.into_iter()
+                .map(|row| Row { key: row.key, doc: with_defaults(row.doc, &defaults) })
+                .collect()
+        }))
+    }
+
     /// The live document of `key` with defaults applied.
     pub fn get(&self, table: &str, key: &Key) -> Result<Option<Value>> {
         let schema = self.schema(table)?;
