@@ -240,6 +240,12 @@ fn init_creates_once_and_refuses_a_used_directory() {
     let out = driftdb(&["init", other.to_str().unwrap(), "--format", "table"]);
     assert_code(&out, 1);
     assert!(stderr(&out).contains("it is not empty"), "{}", stderr(&out));
+    // A bare relative name and a nested relative path.
+    for name in ["plain", "nested/deeper/db"] {
+        let out = bin().args(["init", name]).current_dir(&other).output().unwrap();
+        assert_code(&out, 0);
+        assert!(other.join(name).join("CHECKPOINT").exists(), "{name}");
+    }
     let out = driftdb(&["tables", "-d", other.to_str().unwrap()]);
     assert!(json_err(&out)["message"].as_str().unwrap().contains("is not a DriftDB database"));
 }

@@ -31,7 +31,10 @@ pub fn init(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult
             });
         }
     }
-    let db = Database::open(dir)?;
+    // An absolute path: the engine creates missing parent directories by walking up the path,
+    // and a bare relative name like `mydata` has the empty path as its parent.
+    let absolute = std::path::absolute(dir).map_err(|e| CliError::io("resolve", dir, e))?;
+    let db = Database::open(&absolute)?;
     db.close()?;
     let outcome = Outcome::Done(Done {
         statement: "INIT",
