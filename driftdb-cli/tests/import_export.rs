@@ -275,3 +275,45 @@ fn export_reads_as_of_and_refuses_the_future() {
     assert_code(&out, 1);
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 }
+
+#[test]
+fn import_draws_a_progress_bar_only_on_a_terminal() {
+    let t = db_with_table("items");
+    let file = t.file("many.ndjson");
+    let text: String = (0..20_000)
+        .map(|i| format!("{{\"id\": {i}, \"pad\": \"{}\"}}\n", "x".repeat(40)))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    // Piped: nothing but the summary.
+    let out = driftdb(&[
+        "import",
+        "--data",
+        t.d(),
+        "--table",
+        "items",
+        file.to_str().unwrap(),
+        "--batch",
+        "5000",
+    ]);
+    assert_code(&out, 0);
+    assert_eq!(stderr(&out), "");
+    assert_eq!(json_out(&out)["transactions"], 4);
+    // On a terminal (standard error is a pseudo-terminal): the bar is drawn.
+    let copy = db_with_table("items");
+    let mut cmd = bin();
+    cmd.args([
+        "import",
+        "-d",
+        copy.d(),
+        "--table",
+        "items",
+        file.to_str().unwrap(),
+        "--format",
+        "ndjson",
+    ]);
+    let options = rexpect::reader::Options::new().timeout_ms(Some(60_000));
+    let mut p = rexpect::session::spawn_with_options(cmd, options).unwrap();
+    p.exp_string("importing").unwrap();
+    p.exp_string("imported 20000 row(s) into items").unwrap();
+    p.exp_eof().unwrap();
+}

@@ -274,6 +274,7 @@ fn inspect_reads_past_damage_and_stays_read_only() {
     let out = driftdb(&["inspect", seg.to_str().unwrap(), "--format", "table"]);
     assert_code(&out, 1);
     assert!(stdout(&out).contains("frames found again from offset"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("ok, found by search"), "{}", stdout(&out));
 
     let junk = t.file("junk.bin");
     std::fs::write(&junk, b"hello world, not a segment").unwrap();
@@ -315,4 +316,22 @@ fn stats_counts_rows_versions_and_files() {
         "{text}"
     );
     assert!(text.contains("users,live,id,1,2,4,1,"), "{text}");
+}
+
+#[test]
+fn reports_print_rows_as_ndjson_and_csv() {
+    let t = sample_db();
+    let seg = segment(&t, "users");
+    let out = driftdb(&["inspect", seg.to_str().unwrap(), "--format", "ndjson"]);
+    assert_code(&out, 0);
+    let rows = json_lines(&out);
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[0]["offset"], 16);
+    assert_eq!(rows[1]["type"], "INSERT");
+    assert_eq!(rows[1]["key"], "user1");
+    let out = driftdb(&["--format", "csv", "verify", "--data", t.d()]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.starts_with("file,kind,bytes,frames,status\nCHECKPOINT,checkpoint,"), "{text}");
+    assert!(text.contains("tables/users/segments/00000001.seg,segment,"), "{text}");
 }

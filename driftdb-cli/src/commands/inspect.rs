@@ -109,16 +109,16 @@ fn frame_json(f: &FrameEntry) -> Json {
 }
 
 fn cells(f: &FrameEntry, table: Option<&str>) -> Vec<Vec<Option<Json>>> {
-    let crc = if f.crc_ok { "ok" } else { "BAD" };
-    let kind = f.kind.map(|k| k.name().to_string()).or(f.type_byte.map(|b| format!("type {b}")));
-    let offset = if f.found_by_search {
-        format!("{} (found by search)", f.offset)
-    } else {
-        f.offset.to_string()
+    // A frame found by searching past damage says so in its CRC column.
+    let crc = match (f.crc_ok, f.found_by_search) {
+        (true, false) => "ok",
+        (true, true) => "ok, found by search",
+        (false, _) => "BAD",
     };
+    let kind = f.kind.map(|k| k.name().to_string()).or(f.type_byte.map(|b| format!("type {b}")));
     let head = |key: Option<Json>, table: Option<&str>, payload: String| {
         vec![
-            Some(Json::from(offset.clone())),
+            Some(Json::from(f.offset)),
             Some(Json::from(f.length)),
             Some(Json::from(crc)),
             f.seq.map(Json::from),
