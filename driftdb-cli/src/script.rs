@@ -91,14 +91,25 @@ impl<'db, W: Write> Runner<'db, W> {
     /// after the failed statement stays unread.
     pub fn feed(&mut self, text: &str) -> CliResult<usize> {
         self.pending.push_str(text);
-        let mut ran = 0;
-        while let Some(end) = next_statement_end(&self.pending) {
-            let chunk: String = self.pending.drain(..end).collect();
+        let mut ran = Ok(0);
+        // Walk the pending text by offset and drop what ran once at the end, so a script of
+        // many statements costs time in proportion to its length.
+        let mut start = 0;
+        while let Some(end) = self.pending.get(start..).and_then(next_statement_end) {
+            let chunk = self.pending.get(start..start + end).unwrap_or_default().to_string();
+            start += end;
             let result = self.run_chunk(&chunk);
             self.advance(&chunk);
-            ran += result?;
+            match result {
+                Ok(n) => ran = ran.map(|total| total + n),
+                Err(e) => {
+                    ran = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(ran)
+        self.pending.drain(..start);
+        ran
     }
 
     /// Run what is left as a final statement (it needs no `;`).
@@ -127,13 +138,18 @@ impl<'db, W: Write> Runner<'db, W> {
 
     /// Parse and run the statements of `chunk` (usually one, ending in `;`).
     fn run_chunk(&mut self, chunk: &str) -> CliResult<usize> {
-        let padded = format!("{}{chunk}", " ".repeat(self.column));
         let first_line = self.line;
-        let parsed = parse_script(&padded).map_err(|error| CliError::Statement {
-            index: self.index + 1,
-            line: first_line + statement_start(chunk),
-            error: error.shifted(first_line - 1, 0),
-            rolled_back: false,
+        let parsed = parse_script(chunk).map_err(|error| {
+            // Parse again with the part of the first line before the chunk blanked out, so the
+            // error's column and caret are those of the whole line.
+            let padded = format!("{}{chunk}", " ".repeat(self.column));
+            let error = parse_script(&padded).err().unwrap_or(error);
+            CliError::Statement {
+                index: self.index + 1,
+                line: first_line + statement_start(chunk),
+                error: error.shifted(first_line - 1, 0),
+                rolled_back: false,
+            }
         })?;
         for p in &parsed {
             self.execute(&p.statement, first_line + p.line - 1)?;

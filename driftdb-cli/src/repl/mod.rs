@@ -11,6 +11,7 @@
 mod complete;
 mod meta;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use driftdb_ql::ast::Statement;
@@ -72,10 +73,12 @@ pub fn run(dir: &Path, format: OutputFormat) -> CliResult {
     {
         eprintln!("driftdb: cannot read the history file {}: {e}", path.display());
     }
-    println!(
-        "DriftDB shell on {}. Statements end with `;`. \\help for help, \\q or Ctrl-D to leave.",
-        dir.display()
-    );
+    if std::io::stdin().is_terminal() {
+        println!(
+            "DriftDB shell on {}. Statements end with `;`. \\help for help, \\q or Ctrl-D to leave.",
+            dir.display()
+        );
+    }
     let mut runner = Runner::new(&db, Printer::stdout(format));
     loop {
         let continuing = runner.has_pending();
