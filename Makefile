@@ -48,10 +48,12 @@ ci: test
 soak:
 	DRIFTDB_CRASH_TRIALS=2000 PROPTEST_CASES=1000 $(CARGO) test --release -p driftdb-core --test crash_kill --test model
 
-## Fuzz the frame decoder and file checkers (needs `cargo install cargo-fuzz@0.13.2`).
-## New corpus entries land in fuzz/corpus/frame_decode, which CI replays as a test.
+## Fuzz the frame decoder and file checkers, then the DriftQL parser, FUZZ_SECONDS each
+## (needs `cargo install cargo-fuzz@0.13.2`). New corpus entries land in
+## fuzz/corpus/{frame_decode,parse}, which CI replays as tests.
 fuzz:
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run frame_decode -- -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse -- -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096 -timeout=10 -dict=parse.dict
 
 clean:
 	$(CARGO) clean
