@@ -123,6 +123,20 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Apply pending migrations (MIGRATIONS/pending/NNNN_name.driftql) in order, each in one
+    /// transaction, or list them with --status.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The migrations directory (holds `pending/` and `history.json`).
+        #[arg(long = "dir", default_value = "migrations", value_name = "MIGRATIONS")]
+        migrations: PathBuf,
+        /// Only list applied and pending migrations and any problem; apply nothing.
+        #[arg(long)]
+        status: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Tables, live rows, versions, segment and WAL sizes, and the last seq.
     Stats {
         #[command(flatten)]

@@ -47,6 +47,9 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
         Command::Verify { db, .. } => commands::verify::run(&db.dir, &mut printer),
         Command::Inspect { path, .. } => commands::inspect::run(&path, &mut printer),
         Command::Stats { db, .. } => commands::stats::run(&db.dir, &mut printer),
+        Command::Migrate { db, migrations, status, .. } => {
+            commands::migrate::run(&db.dir, &migrations, status, &mut printer)
+        }
         Command::Sql(a) => commands::sql::run(&a, printer),
         Command::Select(a) => commands::query::select(&a, &mut printer),
         Command::Drift(a) => commands::query::drift(&a, &mut printer),
@@ -64,7 +67,8 @@ fn sub_format(command: Option<&Command>) -> Option<args::OutputFormat> {
         | Command::Repl { output, .. }
         | Command::Verify { output, .. }
         | Command::Inspect { output, .. }
-        | Command::Stats { output, .. } => output,
+        | Command::Stats { output, .. }
+        | Command::Migrate { output, .. } => output,
         Command::Sql(a) => &a.output,
         Command::Select(a) => &a.output,
         Command::Drift(a) => &a.output,

@@ -4,6 +4,7 @@ pub mod basic;
 pub mod export;
 pub mod import;
 pub mod inspect;
+pub mod migrate;
 pub mod query;
 pub mod sql;
 pub mod stats;
