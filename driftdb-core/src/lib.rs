@@ -43,6 +43,7 @@
 //! ```
 
 mod commit;
+mod compaction;
 mod db;
 mod error;
 mod event;
@@ -55,6 +56,7 @@ pub mod storage;
 mod txn;
 mod value;
 
+pub use compaction::CompactionReport;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot};
 pub use error::{Error, Result};
 pub use event::ChangeKind;
