@@ -79,8 +79,7 @@ use crate::storage::frame::FILE_HEADER_BYTES;
 use crate::storage::fs::{Fs, FsFile};
 use crate::storage::segment::{self, SEGMENTS_DIR};
 use crate::storage::segment_set::{
-    compacted_name, compacted_paths, is_compaction_tmp, parse_compacted_name, plain_paths,
-    tmp_name,
+    compacted_name, compacted_paths, is_compaction_tmp, parse_compacted_name, plain_paths, tmp_name,
 };
 
 /// What a compaction did. The segment and byte counts are of the files it rewrote (the old

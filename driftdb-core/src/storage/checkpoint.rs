@@ -111,7 +111,10 @@ impl Checkpoint {
                 return Err(Error::corrupt(
                     path,
                     at,
-                    format!("table `{table}`: compacted set ends before plain segment {} of 1..={}", c.first, pos.segment),
+                    format!(
+                        "table `{table}`: compacted set ends before plain segment {} of 1..={}",
+                        c.first, pos.segment
+                    ),
                 ));
             }
         }

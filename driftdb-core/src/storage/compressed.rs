@@ -55,7 +55,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::limits::SEGMENT_FRAME_BYTES_MAX;
-use crate::storage::frame::{self, BODY_OFFSET, FILE_HEADER_BYTES, FileHeader, Frame, SEGMENT_MAGIC};
+use crate::storage::frame::{
+    self, BODY_OFFSET, FILE_HEADER_BYTES, FileHeader, Frame, SEGMENT_MAGIC,
+};
 
 /// The segment header version of a compressed segment (a plain one is version 1).
 pub const COMPRESSED_SEGMENT_VERSION: u32 = 2;
@@ -274,8 +276,7 @@ pub(crate) fn visit_frames(
     f: &mut dyn FnMut(u64, &Frame<'_>, &[u8]) -> Result<()>,
 ) -> Result<()> {
     let (end, expected) = read_trailer(path, data)?;
-    let mut decompressor =
-        zstd::bulk::Decompressor::new().map_err(|e| Error::io(path, e))?;
+    let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| Error::io(path, e))?;
     let mut seen = Summary::default();
     let mut offset = FILE_HEADER_BYTES;
     while offset < end {

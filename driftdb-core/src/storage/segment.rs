@@ -29,9 +29,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::SEGMENT_FRAME_BYTES_MAX;
 use crate::storage::compressed::{self, COMPRESSED_SEGMENT_VERSION};
-use crate::storage::frame::{
-    self, EventType, FILE_HEADER_BYTES, FileHeader, Frame, SEGMENT_MAGIC,
-};
+use crate::storage::frame::{self, EventType, FILE_HEADER_BYTES, FileHeader, Frame, SEGMENT_MAGIC};
 use crate::value::{Key, Value};
 
 /// The directory of a table's segments, relative to the table directory.
