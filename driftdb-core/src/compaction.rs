@@ -86,6 +86,7 @@ use crate::storage::segment_set::{
 /// compacted set and the sealed plain segments) and of the files it wrote; the plain segment
 /// that receives new commits is in neither.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompactionReport {
     /// The table.
     pub table: String,

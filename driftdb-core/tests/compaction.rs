@@ -456,7 +456,7 @@ fn commits_and_reads_go_on_during_compactions() {
     let committed = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let mut acked = BTreeMap::new();
-            for n in 0..300i64 {
+            for n in 0..150i64 {
                 let mut tx = db.begin();
                 let table = if n % 2 == 0 { "a" } else { "b" };
                 tx.insert(table, document(&Key::Int(1000 + n), n)).unwrap();

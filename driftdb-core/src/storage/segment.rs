@@ -6,7 +6,7 @@
 //! ```
 //! That is a *plain* segment (version 1), the kind commits append to. Compaction writes
 //! *compressed* segments (version 2, [`crate::storage::compressed`]) holding the same frames
-//! in zstd blocks; [`scan`] reads both kinds, choosing by the header version.
+//! in zstd blocks; `scan` reads both kinds, choosing by the header version.
 //! Frame type is the event type (INSERT, PATCH, SOFT_DELETE, CREATE_TABLE, DROP_TABLE,
 //! ALTER_TABLE); the payload is the msgpack array `[key, body]` (key is nil for schema events;
 //! body is the document, the merge patch, nil, or the whole schema).
@@ -92,6 +92,10 @@ pub(crate) fn decode_payload(
     })
 }
 
+/// A callback given, for each frame of a segment, the offset at which damage in it is reported,
+/// the decoded frame and its bytes.
+pub(crate) type FrameVisitor<'f> = dyn FnMut(u64, &Frame<'_>, &[u8]) -> Result<()> + 'f;
+
 /// Call `f(offset, frame, frame_bytes)` for every frame in the first `trusted_len` bytes of a
 /// segment of either kind, in order, checking that seqs never decrease and that every frame
 /// is a segment event type. `offset` is where damage in that frame is reported: the frame's
@@ -101,7 +105,7 @@ pub(crate) fn visit_frames(
     path: &Path,
     data: &[u8],
     trusted_len: u64,
-    f: &mut dyn FnMut(u64, &Frame<'_>, &[u8]) -> Result<()>,
+    f: &mut FrameVisitor<'_>,
 ) -> Result<()> {
     let trusted = usize::try_from(trusted_len).unwrap_or(usize::MAX);
     let Some(data) = data.get(..trusted) else {

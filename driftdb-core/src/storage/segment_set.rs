@@ -17,7 +17,7 @@
 //! is cut only between seqs): a file that repeated events of another would break that rule, so
 //! an event can never be counted twice.
 //!
-//! **On open** ([`table_files`]), for each table directory:
+//! **On open** (`table_files`), for each table directory:
 //! 1. every file of the live set must exist, or the open fails with `Corrupt` naming the first
 //!    missing file;
 //! 2. every other segment file is a *stray* to remove: plain segments outside
@@ -142,7 +142,6 @@ pub(crate) fn table_files(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::fs::FsFile;
     use crate::storage::sim::SimFs;
 
     #[test]

@@ -1,7 +1,9 @@
 //! Everything a database answers about its history, collected so that two moments (before and
 //! after a compaction, before and after a reopen) or two databases can be compared: per seq
-//! the commit time, the tables and their schemas, a full scan of every table, and the document
-//! and history of every key of a key domain; and the seq each commit time resolves to.
+//! the commit time, the tables and their schemas, a full scan of every table and the document
+//! of every key of a key domain; the history of every key (read at the last seq: a history
+//! `AS OF` an earlier seq is the part of it up to that seq, and also read at seq 0, where the
+//! tables do not exist yet); and the seq each commit time resolves to.
 #![allow(clippy::unwrap_used)]
 
 use std::fmt::Display;
@@ -54,7 +56,10 @@ pub fn answers(db: &Database, tables: &[&str], keys: &[Key]) -> Answers {
             a.scans.push((table.to_owned(), text(snap.scan(table, |_| true))));
             for key in keys {
                 a.gets.push((table.to_owned(), key.clone(), text(snap.get(table, key))));
-                a.histories.push((table.to_owned(), key.clone(), text(snap.history(table, key))));
+                if seq == 0 || seq == last_seq {
+                    let history = text(snap.history(table, key));
+                    a.histories.push((table.to_owned(), key.clone(), history));
+                }
             }
         }
         if let Some(t) = a.unix_ms {
@@ -90,6 +95,26 @@ impl Answers {
     pub fn up_to(&self, seq: u64) -> Answers {
         let mut out = self.clone();
         out.seqs.truncate(seq as usize + 1);
+        // Histories as read at `seq`: those read at the end, cut at `seq`; or, for a table
+        // not created yet at `seq`, the refusal its schema read got.
+        let created = |table: &str| {
+            out.seqs.iter().any(|a| a.schemas.iter().any(|(t, s)| t == table && s.is_ok()))
+        };
+        let mut histories = self.seqs.last().map(|a| a.histories.clone()).unwrap_or_default();
+        for (table, _, history) in &mut histories {
+            let at_seq = out.seqs.last().and_then(|a| a.schemas.iter().find(|(t, _)| t == table));
+            match (created(table), at_seq) {
+                (false, Some((_, Err(refusal)))) => *history = Err(refusal.clone()),
+                _ => {
+                    if let Ok(entries) = history {
+                        entries.retain(|e| e.seq <= seq);
+                    }
+                }
+            }
+        }
+        if let Some(last) = out.seqs.last_mut().filter(|a| a.seq > 0 && a.histories.is_empty()) {
+            last.histories = histories;
+        }
         // Two probes per committed seq, in seq order; a later seq with the same commit time
         // does not exist in the shorter history.
         out.times.truncate(2 * seq as usize);
