@@ -6,7 +6,7 @@
 //!
 //! The table: 2,000 keys, each inserted once (a ~100-byte document) and patched 49 times
 //! (a few fields per patch): 100,000 events in 50 transactions, default options (64 MiB
-//! segments, 256 KiB blocks). It is built once into a template directory.
+//! segments, 64 KiB blocks). It is built once into a template directory.
 //!
 //! Groups:
 //! - `compact_100k`: `compact_table` on a fresh copy of the template per iteration (copying and
@@ -113,7 +113,21 @@ fn copy_of(template: &Path) -> TempDir {
     dir
 }
 
+/// The benchmark ids, for the name filter.
+const IDS: [&str; 3] = ["compact_100k/compact_table", "open_100k/plain", "open_100k/compacted"];
+
+/// Whether a name filter given on the command line (if any) selects one of these benchmarks;
+/// if not, the table is not even built (`cargo bench -p driftdb-benches -- paired`).
+fn selected() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty() || filters.iter().any(|f| IDS.iter().any(|id| id.contains(f.as_str())))
+}
+
 fn benches_all(c: &mut Criterion) {
+    if !selected() {
+        return;
+    }
     let (keys, versions) = if measuring() { (2_000, 50) } else { (100, 10) };
     let template = fresh_dir();
     let built = Instant::now();

@@ -67,7 +67,7 @@ pub const TRAILER_BYTES: usize = 40;
 /// The trailer's magic.
 pub const TRAILER_MAGIC: [u8; 8] = *b"DRIFTEND";
 /// By default, a block is closed before a frame that would take its raw size past this.
-pub const BLOCK_RAW_BYTES_TARGET: usize = 256 * 1024;
+pub const BLOCK_RAW_BYTES_TARGET: usize = 64 * 1024;
 /// The largest raw block a reader accepts: the target, or one frame of the largest size.
 pub const BLOCK_RAW_BYTES_MAX: u32 = SEGMENT_FRAME_BYTES_MAX + BODY_OFFSET as u32;
 /// The zstd level blocks are compressed with.
