@@ -4,7 +4,9 @@
 //! process-crash image must both open with the same answers as before (plus the commit, whole,
 //! if it was acknowledged or in doubt), hold only their live set of segment files (no
 //! temporary file, no second generation), and compact and reopen again with the same answers.
-//! A power cut during the recovery of such an image must not change that either.
+//! A power cut during the recovery of such an image must not change that either. And with
+//! commits running in two threads beside a compacting one, a crash at any moment (or a power
+//! cut right after each compaction) keeps every acknowledged commit and the whole history.
 // clippy.toml allows unwrap/expect/indexing inside #[test] functions only; the helpers of
 // this test file get the same allowance, and may panic with a message.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -260,4 +262,124 @@ fn power_loss_while_recovering_from_a_crashed_compaction() {
     }
     eprintln!("{points} crash points inside recovery");
     assert!(points > 10);
+}
+
+/// Commits (one insert each into `a`) from two threads while a third compacts `a` and `b` in a
+/// loop, on a file system that dies at sync point `crash_at` (if reached), with checkpoints
+/// every few commits so that some fall between a compaction's seal and its switch. After each
+/// compaction, `after_compaction` gets the file system. Returns the machine, the acknowledged
+/// commits `(n, seq)`, and how many commits are in doubt.
+fn concurrent_run(
+    image: &SimFs,
+    crash_at: Option<u64>,
+    after_compaction: &dyn Fn(&SimFs),
+) -> (SimFs, Vec<(i64, u64)>, u64) {
+    let run = image.crash_image();
+    let options = Options { wal_size_bytes_max: 1024, ..options(&run) };
+    let db = Database::open_with(ROOT, options).unwrap();
+    if let Some(k) = crash_at {
+        run.crash_at_sync(run.sync_count() + k);
+    }
+    let running = std::sync::atomic::AtomicUsize::new(2);
+    let commit_some = |thread: i64| {
+        let mut acked = Vec::new();
+        let mut in_doubt = 0;
+        for n in (0..20i64).map(|i| 2 * i + thread) {
+            let mut tx = db.begin();
+            if tx.insert("a", doc(1000 + n, 0)).is_err() {
+                break;
+            }
+            match tx.commit() {
+                Ok(info) => acked.push((n, info.seq)),
+                Err(e) => {
+                    assert_env_error(&e, "concurrent commit");
+                    in_doubt = 1;
+                    break;
+                }
+            }
+        }
+        running.fetch_sub(1, std::sync::atomic::Ordering::Release);
+        (acked, in_doubt)
+    };
+    let (acked, in_doubt) = std::thread::scope(|s| {
+        let committers = [s.spawn(|| commit_some(0)), s.spawn(|| commit_some(1))];
+        'compacting: loop {
+            for table in TABLES {
+                if let Err(e) = db.compact_table(table) {
+                    assert_env_error(&e, "concurrent compaction");
+                    break 'compacting;
+                }
+                after_compaction(&run);
+            }
+            if running.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                break;
+            }
+        }
+        let mut all = (Vec::new(), 0);
+        for committer in committers {
+            let (acked, in_doubt) = committer.join().unwrap();
+            all.0.extend(acked);
+            all.1 += in_doubt;
+        }
+        all
+    });
+    if let Err(e) = db.close() {
+        assert_env_error(&e, "close");
+    }
+    (run, acked, in_doubt)
+}
+
+#[test]
+fn crashes_while_commits_run_beside_compactions() {
+    let (image, base) = base();
+    // Without a crash: a power cut right after each compaction (commits still running) leaves
+    // a database that opens with the base history.
+    let images = std::sync::atomic::AtomicUsize::new(0);
+    let power_cut_now = |fs: &SimFs| {
+        let db = Database::open_with(ROOT, options(&fs.crash_image()))
+            .unwrap_or_else(|e| panic!("power cut after a compaction: open failed: {e}"));
+        assert_same(&base, &all_answers(&db).up_to(base.last_seq), "power cut after a compaction");
+        images.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (clean, acked, _) = concurrent_run(&image, None, &power_cut_now);
+    assert_eq!(acked.len(), 40);
+    assert!(images.into_inner() >= 2);
+    let syncs = clean.sync_count();
+    let mut crashed = 0;
+    for k in (1..=syncs).step_by(usize::try_from(syncs / 20).unwrap_or(1).max(1)) {
+        let (run, acked, in_doubt) = concurrent_run(&image, Some(k), &|_| ());
+        crashed += u64::from(run.has_crashed());
+        for (kind, crash) in
+            [("power loss", run.crash_image()), ("process crash", run.process_crash_image())]
+        {
+            let ctx =
+                format!("crash at sync {k} of ~{syncs}, {kind}, {} acknowledged", acked.len());
+            let db = Database::open_with(ROOT, options(&crash))
+                .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+            let last = db.last_seq();
+            let want = base.last_seq + acked.len() as u64;
+            assert!(last >= want && last <= want + in_doubt, "{ctx}: last seq {last}");
+            let got = all_answers(&db);
+            assert_same(&base, &got.up_to(base.last_seq), format!("{ctx}: the base history"));
+            for &(n, seq) in &acked {
+                let snap = db.read(driftdb_core::AsOf::Seq(seq)).unwrap();
+                assert_eq!(
+                    snap.get("a", &Key::Int(1000 + n)).unwrap(),
+                    Some(doc(1000 + n, 0)),
+                    "{ctx}"
+                );
+                let before = db.read(driftdb_core::AsOf::Seq(seq - 1)).unwrap();
+                assert_eq!(before.get("a", &Key::Int(1000 + n)).unwrap(), None, "{ctx}");
+            }
+            for table in TABLES {
+                let names = segment_files(&crash, table);
+                assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{ctx}: {names:?}");
+                db.compact_table(table).unwrap();
+            }
+            assert_same(&got, &all_answers(&db), format!("{ctx}: compaction after recovery"));
+            db.close().unwrap();
+        }
+    }
+    eprintln!("{syncs} sync points in the clean run; {crashed} runs crashed");
+    assert!(crashed > 5);
 }
