@@ -12,6 +12,8 @@
 //! - Reads see one fixed seq: the latest ([`AsOf::Now`]), a past seq ([`AsOf::Seq`]) or the last
 //!   commit at or before a time ([`AsOf::UnixMs`]); [`Snapshot::history`] lists every event
 //!   of a key.
+//! - [`Database::compact_table`] rewrites a table's segments into fewer, zstd-compressed ones
+//!   and keeps every event, so every read answers the same afterwards.
 //!
 //! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
 //! encrypted, or snapshot-accelerated; those come in later releases.
