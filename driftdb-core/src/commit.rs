@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::schema::{TableMeta, TableSchema};
 use crate::state::{Change, State};
-use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, SegmentPos};
+use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet, SegmentPos};
 use crate::storage::frame::{
     FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
 };
@@ -132,6 +132,9 @@ pub(crate) struct IoState {
     pub segments: BTreeMap<String, SegmentWriter>,
     /// Rotated-away segments with writes not yet fsynced.
     pub rotated: Vec<Box<dyn FsFile>>,
+    /// The compacted set of each compacted table, recorded by every checkpoint
+    /// (see [`crate::compaction`]).
+    pub compacted: BTreeMap<String, CompactedSet>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -291,7 +294,9 @@ impl IoState {
                 writer.file.sync().map_err(|e| Error::io(&path, e))?;
                 writer.dirty = false;
             }
-            tables.insert(name.clone(), SegmentPos { segment: writer.id, len: writer.file.len() });
+            let compacted = self.compacted.get(name).copied();
+            let pos = SegmentPos { segment: writer.id, len: writer.file.len(), compacted };
+            tables.insert(name.clone(), pos);
         }
         let cp = Checkpoint { seq, unix_ms, tables };
         let path = db.root.join(CHECKPOINT_FILE);

@@ -12,6 +12,8 @@
 //! - Reads see one fixed seq: the latest ([`AsOf::Now`]), a past seq ([`AsOf::Seq`]) or the last
 //!   commit at or before a time ([`AsOf::UnixMs`]); [`Snapshot::history`] lists every event
 //!   of a key.
+//! - [`Database::compact_table`] rewrites a table's segments into fewer, zstd-compressed ones
+//!   and keeps every event, so every read answers the same afterwards.
 //!
 //! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
 //! encrypted, or snapshot-accelerated; those come in later releases.
@@ -43,6 +45,7 @@
 //! ```
 
 mod commit;
+mod compaction;
 mod db;
 mod error;
 mod event;
@@ -56,6 +59,7 @@ pub mod storage;
 mod txn;
 mod value;
 
+pub use compaction::CompactionReport;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
 pub use error::{Error, Result};
 pub use event::ChangeKind;
