@@ -9,10 +9,11 @@ use parking_lot::{Mutex, RwLock};
 use crate::commit::{IoState, Queue, WriterState};
 use crate::error::{Error, Result};
 use crate::event::ChangeKind;
+use crate::isolation::IsolationLevel;
 use crate::schema::TableSchema;
 use crate::state::State;
 use crate::storage::fs::{Fs, FsLock, OsFs};
-use crate::txn::{IsolationLevel, Transaction};
+use crate::txn::Transaction;
 use crate::value::{Key, Value};
 
 /// How to open a database.
@@ -122,6 +123,8 @@ pub struct Database {
     pub(crate) poisoned: std::sync::atomic::AtomicBool,
     /// Transactions begun and not finished yet (for the group-commit delay).
     pub(crate) open_txns: std::sync::atomic::AtomicUsize,
+    /// Test hook: skip the isolation conflict checks (see `set_conflict_checks`).
+    pub(crate) conflict_checks_off: std::sync::atomic::AtomicBool,
     pub(crate) _lock: Box<dyn FsLock>,
 }
 
@@ -170,14 +173,25 @@ impl Database {
         Ok(Snapshot { db: self, seq: self.resolve(as_of)? })
     }
 
-    /// Start a transaction that reads the last committed state.
+    /// Start a transaction at the default isolation level,
+    /// [`IsolationLevel::RepeatableRead`]: it reads the last committed state as of now.
     pub fn begin(&self) -> Transaction<'_> {
         self.begin_with(IsolationLevel::default())
     }
 
-    /// Start a transaction at the given isolation level.
+    /// Start a transaction at the given isolation level. Never blocks: a transaction costs
+    /// nothing until it commits, and many can be open at once, on any threads.
     pub fn begin_with(&self, isolation: IsolationLevel) -> Transaction<'_> {
         Transaction::new(self, self.last_seq(), isolation)
+    }
+
+    /// Test hook (feature `test-hooks`, for the isolation checker's own test): turn the
+    /// isolation conflict checks off, so that REPEATABLE READ and SERIALIZABLE commit like
+    /// READ COMMITTED, with stale reads. Never use it outside tests.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn set_conflict_checks(&self, on: bool) {
+        self.conflict_checks_off.store(!on, Ordering::Relaxed);
     }
 
     /// The current document of `key`, if live.

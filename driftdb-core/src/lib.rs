@@ -46,6 +46,7 @@ mod commit;
 mod db;
 mod error;
 mod event;
+mod isolation;
 pub mod limits;
 mod msgpack;
 mod recovery;
@@ -56,10 +57,11 @@ mod txn;
 mod value;
 
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot};
-pub use error::{Error, Result};
+pub use error::{ConflictKind, Error, Result};
 pub use event::ChangeKind;
+pub use isolation::IsolationLevel;
 pub use schema::{ColumnDef, TableSchema};
-pub use txn::{IsolationLevel, Transaction};
+pub use txn::Transaction;
 pub use value::{Key, Map, Value, from_value, to_value};
 
 #[cfg(test)]
@@ -69,5 +71,7 @@ mod tests {
     #[test]
     fn database_is_send_and_sync() {
         assert_send_sync::<crate::Database>();
+        // A transaction can be handed to another thread (scoped: it borrows the database).
+        assert_send_sync::<crate::Transaction<'static>>();
     }
 }
