@@ -354,7 +354,7 @@ impl Database {
             let state = self.state.read();
             if writer.last_seq != start_seq
                 && isolation != IsolationLevel::ReadCommitted
-                && !self.conflict_checks_off.load(Ordering::Relaxed)
+                && !self.hooks.conflict_checks_off.load(Ordering::Relaxed)
             {
                 isolation::validate(&state, start_seq, &events, reads.as_ref())?;
             }
@@ -366,6 +366,8 @@ impl Database {
                     .map_err(|e| isolation::revalidation_error(e, &state, start_seq))?
             }
         };
+        #[cfg(feature = "test-hooks")]
+        self.hooks.at(crate::hooks::CommitPoint::Validated);
         let count = events.len();
         let seq = writer.last_seq + 1;
         let unix_ms = now_ms().max(writer.last_ms);
@@ -383,6 +385,8 @@ impl Database {
         writer.last_ms = unix_ms;
         self.queue.lock().pending.push(pending);
         drop(writer);
+        #[cfg(feature = "test-hooks")]
+        self.hooks.at(crate::hooks::CommitPoint::Queued);
         self.wait_durable(seq)?;
         Ok(CommitInfo { seq, unix_ms, events: count })
     }

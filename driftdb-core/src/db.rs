@@ -123,8 +123,8 @@ pub struct Database {
     pub(crate) poisoned: std::sync::atomic::AtomicBool,
     /// Transactions begun and not finished yet (for the group-commit delay).
     pub(crate) open_txns: std::sync::atomic::AtomicUsize,
-    /// Test hook: skip the isolation conflict checks (see `set_conflict_checks`).
-    pub(crate) conflict_checks_off: std::sync::atomic::AtomicBool,
+    /// Test hooks (feature `test-hooks`; inert without it).
+    pub(crate) hooks: crate::hooks::Hooks,
     pub(crate) _lock: Box<dyn FsLock>,
 }
 
@@ -183,15 +183,6 @@ impl Database {
     /// nothing until it commits, and many can be open at once, on any threads.
     pub fn begin_with(&self, isolation: IsolationLevel) -> Transaction<'_> {
         Transaction::new(self, self.last_seq(), isolation)
-    }
-
-    /// Test hook (feature `test-hooks`, for the isolation checker's own test): turn the
-    /// isolation conflict checks off, so that REPEATABLE READ and SERIALIZABLE commit like
-    /// READ COMMITTED, with stale reads. Never use it outside tests.
-    #[cfg(feature = "test-hooks")]
-    #[doc(hidden)]
-    pub fn set_conflict_checks(&self, on: bool) {
-        self.conflict_checks_off.store(!on, Ordering::Relaxed);
     }
 
     /// The current document of `key`, if live.

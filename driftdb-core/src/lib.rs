@@ -46,6 +46,7 @@ mod commit;
 mod db;
 mod error;
 mod event;
+mod hooks;
 mod isolation;
 pub mod limits;
 mod msgpack;
@@ -59,6 +60,9 @@ mod value;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot};
 pub use error::{ConflictKind, Error, Result};
 pub use event::ChangeKind;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use hooks::{CommitHook, CommitPoint};
 pub use isolation::IsolationLevel;
 pub use schema::{ColumnDef, TableSchema};
 pub use txn::Transaction;

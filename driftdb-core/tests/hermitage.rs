@@ -42,7 +42,12 @@ const TABLE: &str = "test";
 
 /// A fresh in-memory database with Hermitage's table: `1 => 10`, `2 => 20`.
 fn setup() -> Database {
-    let options = Options { fs: Arc::new(SimFs::new()), ..Options::default() };
+    // A small WAL limit keeps the preallocated WAL chunks (a quarter of it) small in memory.
+    let options = Options {
+        fs: Arc::new(SimFs::new()),
+        wal_size_bytes_max: 256 * 1024,
+        ..Options::default()
+    };
     let db = Database::open_with("/hermitage", options).unwrap();
     db.create_table(TABLE, TableSchema::new("id")).unwrap();
     let mut tx = db.begin();
