@@ -337,10 +337,11 @@ impl Database {
     /// Under the writer lock, so that no other commit can come between the checks and the seq
     /// this one gets: the conflict checks of the isolation level against every commit after the
     /// start seq (skipped when there was none), then validation. The changes validated as the
-    /// events were added are reused when nothing was committed since the seq they were
-    /// validated against, and recomputed against the latest state otherwise (a PATCH is merged
-    /// into the latest version). The lock is released before waiting for the fsync, so
-    /// group commit keeps batching.
+    /// events were added are reused when they still hold (nothing committed since the seq they
+    /// were validated against, or the conflict checks passed), and recomputed against the
+    /// latest state otherwise — under READ COMMITTED, where a PATCH is merged into the latest
+    /// version. The lock is released before waiting for the fsync, so group commit keeps
+    /// batching.
     pub(crate) fn commit_events(&self, txn: TxnCommit) -> Result<CommitInfo> {
         let TxnCommit { events, checked, checked_at, start_seq, isolation, reads } = txn;
         if events.is_empty() {
@@ -352,13 +353,17 @@ impl Database {
         let mut writer = self.writer.lock();
         let changes = {
             let state = self.state.read();
-            if writer.last_seq != start_seq
-                && isolation != IsolationLevel::ReadCommitted
-                && !self.hooks.conflict_checks_off.load(Ordering::Relaxed)
-            {
+            let checks = isolation != IsolationLevel::ReadCommitted
+                && !self.hooks.conflict_checks_off.load(Ordering::Relaxed);
+            if checks && writer.last_seq != start_seq {
                 isolation::validate(&state, start_seq, &events, reads.as_ref())?;
             }
-            if checked_at == Some(writer.last_seq) && checked.len() == events.len() {
+            // The changes were computed at `checked_at`. They still hold when nothing committed
+            // since; and, once the conflict checks passed, when nothing changed the keys and
+            // tables written since the start seq they were computed at (a change depends only
+            // on its key's document and its table's schema).
+            let current = checked_at == Some(writer.last_seq) || checks;
+            if current && checked.len() == events.len() {
                 checked
             } else {
                 state

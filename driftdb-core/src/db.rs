@@ -244,24 +244,30 @@ impl<'db> Snapshot<'db> {
 
     /// The document of `key`, if live at this seq.
     pub fn get(&self, table: &str, key: &Key) -> Result<Option<Value>> {
-        let state = self.db.state.read();
-        let t = state.table(table, self.seq)?;
-        Ok(t.doc_at(key, self.seq).map(|d| (**d).clone()))
+        let doc = {
+            let state = self.db.state.read();
+            state.table(table, self.seq)?.doc_at(key, self.seq).cloned()
+        };
+        Ok(doc.map(Arc::unwrap_or_clone))
     }
 
     /// Every live row for which `filter` returns true, in primary-key order.
     pub fn scan(&self, table: &str, mut filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
-        let state = self.db.state.read();
-        let t = state.table(table, self.seq)?;
-        let mut rows = Vec::new();
-        for key in t.rows.keys() {
-            if let Some(doc) = t.doc_at(key, self.seq)
-                && filter(doc)
-            {
-                rows.push(Row { key: key.clone(), doc: (**doc).clone() });
-            }
-        }
-        Ok(rows)
+        // Collect shared pointers under the state lock; filter and clone documents after it,
+        // so that a slow filter does not hold up commits installing their versions.
+        let visible: Vec<(Key, Arc<Value>)> = {
+            let state = self.db.state.read();
+            let t = state.table(table, self.seq)?;
+            t.rows
+                .keys()
+                .filter_map(|key| Some((key.clone(), t.doc_at(key, self.seq)?.clone())))
+                .collect()
+        };
+        Ok(visible
+            .into_iter()
+            .filter(|(_, doc)| filter(doc))
+            .map(|(key, doc)| Row { key, doc: Arc::unwrap_or_clone(doc) })
+            .collect())
     }
 
     /// Every event of `key` up to this seq, across all its incarnations, oldest first.

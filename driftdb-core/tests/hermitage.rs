@@ -518,3 +518,27 @@ fn read_only_transactions_never_fail() {
         assert_eq!(info.events, 0);
     });
 }
+
+/// Not in Hermitage: concurrent PATCHes of different fields of one row. READ COMMITTED merges
+/// each into the latest committed version, so both fields survive (nothing is lost but the
+/// order); the snapshot levels let the first committer win.
+#[test]
+fn patches_merge_into_the_latest_version_under_read_committed() {
+    at_every_level(|level| {
+        let db = setup();
+        let mut t1 = db.begin_with(level);
+        let mut t2 = db.begin_with(level);
+        t1.patch(TABLE, 1, json!({ "a": 1 }).into()).unwrap();
+        t2.patch(TABLE, 1, json!({ "b": 2 }).into()).unwrap();
+        t1.commit().unwrap();
+        let result = t2.commit();
+        let row = db.get(TABLE, &Key::Int(1)).unwrap().unwrap();
+        if level == RC {
+            result.unwrap();
+            assert_eq!(row, json!({ "id": 1, "value": 10, "a": 1, "b": 2 }).into());
+        } else {
+            assert_conflict(result, ConflictKind::Write, Some(1));
+            assert_eq!(row, json!({ "id": 1, "value": 10, "a": 1 }).into());
+        }
+    });
+}
