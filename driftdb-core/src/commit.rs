@@ -351,7 +351,7 @@ impl Database {
         }
         self.check_poison()?;
         let mut writer = self.writer.lock();
-        let changes = {
+        let changes = (|| {
             let state = self.state.read();
             let checks = isolation != IsolationLevel::ReadCommitted
                 && !self.hooks.conflict_checks_off.load(Ordering::Relaxed);
@@ -364,11 +364,17 @@ impl Database {
             // on its key's document and its table's schema).
             let current = checked_at == Some(writer.last_seq) || checks;
             if current && checked.len() == events.len() {
-                checked
+                Ok(checked)
             } else {
-                state
-                    .prepare(&events)
-                    .map_err(|e| isolation::revalidation_error(e, &state, start_seq))?
+                let prepared = state.prepare(&events);
+                prepared.map_err(|e| isolation::revalidation_error(e, &state, start_seq))
+            }
+        })();
+        let changes = match changes {
+            Ok(changes) => changes,
+            Err(error) => {
+                drop(writer);
+                return Err(self.settle_conflict(error));
             }
         };
         #[cfg(feature = "test-hooks")]
@@ -394,6 +400,19 @@ impl Database {
         self.hooks.at(crate::hooks::CommitPoint::Queued);
         self.wait_durable(seq)?;
         Ok(CommitInfo { seq, unix_ms, events: count })
+    }
+
+    /// A transaction that lost to a commit which is not durable yet waits until it is (as a
+    /// PostgreSQL writer waits for the transaction holding its row) before it reports the
+    /// conflict: a retry begun right after then sees the winner, instead of losing to it again.
+    fn settle_conflict(&self, error: Error) -> Error {
+        if let Error::Conflict { seq, .. } = &error
+            && *seq > self.last_seq()
+            && let Err(failure) = self.wait_durable(*seq)
+        {
+            return failure;
+        }
+        error
     }
 
     fn encode(&self, seq: u64, unix_ms: u64, events: &[Event]) -> Result<Pending> {
