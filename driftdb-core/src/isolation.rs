@@ -12,7 +12,9 @@
 //! The checks ([`validate`]) run in `Database::commit_events` under the writer lock, against
 //! the state *including commits that are installed but not yet durable*: those have smaller
 //! seqs and are ordered before this transaction. Because the writer lock also assigns the
-//! next seq, "validate, then take seq N" is atomic: no commit can slip in between.
+//! next seq, "validate, then take seq N" is atomic: no commit can slip in between. A loser
+//! whose winner is installed but not durable yet waits for it before reporting the conflict
+//! (`Database::settle_conflict`), so that a retry sees the winner.
 //!
 //! # Why SERIALIZABLE is serializable (backward validation)
 //!

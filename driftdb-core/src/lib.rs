@@ -9,6 +9,9 @@
 //!   [`Transaction`] and committed atomically across tables with one database-wide `seq`.
 //! - A commit returns only after its write-ahead-log record is fsynced; concurrent commits share
 //!   one fsync.
+//! - Transactions run at an [`IsolationLevel`]: READ COMMITTED, REPEATABLE READ (the default:
+//!   snapshot isolation, first committer wins) or SERIALIZABLE. Readers never block; a
+//!   transaction that loses a race fails at commit with the retryable [`Error::Conflict`].
 //! - Reads see one fixed seq: the latest ([`AsOf::Now`]), a past seq ([`AsOf::Seq`]) or the last
 //!   commit at or before a time ([`AsOf::UnixMs`]); [`Snapshot::history`] lists every event
 //!   of a key.
