@@ -7,11 +7,14 @@
 //! until it commits. Measured per cell (distribution, threads, level): committed
 //! transactions per second (wall time), and the abort rate = failed commits / commit attempts.
 //!
-//! The three levels take turns in blocks (`DRIFTDB_BENCH_BLOCK_MS`, default 500 ms), forwards
-//! in even rounds and backwards in odd ones, for `DRIFTDB_BENCH_ROUNDS` rounds (default 4),
-//! each level on its own database; the median of the per-round rates is reported, because the
-//! disk's fsync rate on a shared VM drifts within seconds (see `commit.rs`, "paired"). The
-//! table holds `KEYS` documents; databases go under `DRIFTDB_BENCH_DIR` or `target/tmp`.
+//! All cells of a distribution (thread counts x levels), each on its own database, take turns
+//! in blocks (`DRIFTDB_BENCH_BLOCK_MS`, default 400 ms), forwards in even rounds and backwards
+//! in odd ones, for `DRIFTDB_BENCH_ROUNDS` rounds (default 6); each round starts with a probe of
+//! the disk's raw rate (append 200 bytes + fdatasync, for half a block). Reported: the median
+//! of the per-round rates, and the median of rate / probe of the same round, because the
+//! disk's fsync rate on a shared VM drifts several-fold within seconds (see `commit.rs`,
+//! "paired"). The table holds `KEYS` documents; databases go under `DRIFTDB_BENCH_DIR` or
+//! `target/tmp`.
 //!
 //! Run: `cargo bench -p driftdb-benches --bench isolation`. Under `cargo test` (no `--bench`
 //! argument) it runs one short round of a few cells as a smoke test.
@@ -184,60 +187,111 @@ const LEVELS: [(IsolationLevel, &str); 3] = [
     (IsolationLevel::Serializable, "SERIALIZABLE"),
 ];
 
+/// Appends of ~200 bytes + `fdatasync` per second for `block`: the disk's rate right now, the
+/// ceiling of one thread's durable commits.
+fn fsync_rate(block: Duration) -> f64 {
+    use std::io::Write;
+    let dir = tempfile::Builder::new().prefix("driftdb-fsync-").tempdir_in(bench_root());
+    let dir = dir.expect("tempdir");
+    let mut file = std::fs::File::create(dir.path().join("probe")).expect("probe file");
+    let record = [0x5Au8; 200];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < block {
+        file.write_all(&record).expect("write");
+        file.sync_data().expect("fdatasync");
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One cell of the table: a key distribution, a thread count, a level, and its database.
+struct Cell {
+    threads: u64,
+    level: usize,
+    db: (TempDir, Database),
+    /// Per round: committed transactions per second, and that over the round's fsync rate.
+    rates: Vec<(f64, f64)>,
+    commits: u64,
+    aborts: u64,
+}
+
 fn main() {
     let full = measuring();
-    let rounds = if full { env_u64("DRIFTDB_BENCH_ROUNDS", 4) } else { 1 };
+    let rounds = if full { env_u64("DRIFTDB_BENCH_ROUNDS", 6) } else { 1 };
     let block =
-        Duration::from_millis(if full { env_u64("DRIFTDB_BENCH_BLOCK_MS", 500) } else { 30 });
+        Duration::from_millis(if full { env_u64("DRIFTDB_BENCH_BLOCK_MS", 400) } else { 30 });
     let threads_list: &[u64] = if full { &[1, 2, 4, 8] } else { &[2] };
     let seed = AtomicU64::new(0x5EED);
     println!(
-        "isolation: read 2 keys, write 1, commit (retry on conflict); {KEYS} keys; \
-         {rounds} rounds of {} ms blocks per level",
+        "isolation: read 2 keys, write 1, commit (retry on conflict); {KEYS} keys; {rounds} \
+         rounds; in each, a {} ms fsync probe, then every cell in turn for {} ms",
+        block.as_millis() / 2,
         block.as_millis()
     );
     println!(
-        "{:<8} {:>7} {:<16} {:>12} {:>21} {:>9} {:>12}",
-        "keys", "threads", "level", "txn/s median", "range over rounds", "aborts", "aborts/txn"
+        "{:<8} {:>7} {:<16} {:>12} {:>21} {:>12} {:>9} {:>10}",
+        "keys",
+        "threads",
+        "level",
+        "txn/s median",
+        "range over rounds",
+        "/ fsync rate",
+        "aborts",
+        "aborts/txn"
     );
     for dist in [Dist::Uniform, Dist::Zipf] {
         let keys = KeyChooser::new(dist);
+        let mut cells: Vec<Cell> = Vec::new();
         for &threads in threads_list {
-            let dbs: Vec<(TempDir, Database)> = LEVELS.iter().map(|_| fresh_db()).collect();
-            let mut rates = vec![Vec::new(); LEVELS.len()];
-            let mut totals = vec![(0u64, 0u64); LEVELS.len()];
-            for round in 0..rounds {
-                let mut order: Vec<usize> = (0..LEVELS.len()).collect();
-                if round % 2 == 1 {
-                    order.reverse();
-                }
-                for i in order {
-                    let (level, _) = LEVELS[i];
-                    let (c, a, secs) = block_run(&dbs[i].1, level, &keys, threads, block, &seed);
-                    rates[i].push(c as f64 / secs);
-                    totals[i].0 += c;
-                    totals[i].1 += a;
-                }
+            for level in 0..LEVELS.len() {
+                let db = fresh_db();
+                cells.push(Cell { threads, level, db, rates: Vec::new(), commits: 0, aborts: 0 });
             }
-            for (i, (_, name)) in LEVELS.iter().enumerate() {
-                let lo = rates[i].iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = rates[i].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let (commits, aborts) = totals[i];
-                let abort_rate = aborts as f64 / (commits + aborts).max(1) as f64;
-                println!(
-                    "{:<8} {:>7} {:<16} {:>12.0} {:>21} {:>8.1}% {:>12.3}",
-                    format!("{dist:?}").to_lowercase(),
-                    threads,
-                    name,
-                    median(rates[i].clone()),
-                    format!("[{lo:.0}, {hi:.0}]"),
-                    100.0 * abort_rate,
-                    aborts as f64 / commits.max(1) as f64,
-                );
+        }
+        let mut probes = Vec::new();
+        for round in 0..rounds {
+            let probe = fsync_rate(block / 2);
+            probes.push(probe);
+            let mut order: Vec<usize> = (0..cells.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
             }
-            for (_, db) in dbs {
-                db.close().expect("close");
+            for i in order {
+                let cell = &mut cells[i];
+                let (level, _) = LEVELS[cell.level];
+                let (c, a, secs) = block_run(&cell.db.1, level, &keys, cell.threads, block, &seed);
+                let rate = c as f64 / secs;
+                cell.rates.push((rate, rate / probe));
+                cell.commits += c;
+                cell.aborts += a;
             }
+        }
+        for cell in &cells {
+            let rates: Vec<f64> = cell.rates.iter().map(|r| r.0).collect();
+            let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let abort_rate = cell.aborts as f64 / (cell.commits + cell.aborts).max(1) as f64;
+            println!(
+                "{:<8} {:>7} {:<16} {:>12.0} {:>21} {:>12.2} {:>8.1}% {:>10.3}",
+                format!("{dist:?}").to_lowercase(),
+                cell.threads,
+                LEVELS[cell.level].1,
+                median(rates),
+                format!("[{lo:.0}, {hi:.0}]"),
+                median(cell.rates.iter().map(|r| r.1).collect()),
+                100.0 * abort_rate,
+                cell.aborts as f64 / cell.commits.max(1) as f64,
+            );
+        }
+        let lo = probes.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = probes.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        println!(
+            "fsync probe (append 200 B + fdatasync): median {:.0}/s, range [{lo:.0}, {hi:.0}]",
+            median(probes)
+        );
+        for cell in cells {
+            cell.db.1.close().expect("close");
         }
     }
 }
