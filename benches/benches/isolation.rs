@@ -16,7 +16,8 @@
 //! "paired"). The table holds `KEYS` documents; databases go under `DRIFTDB_BENCH_DIR` or
 //! `target/tmp`.
 //!
-//! Run: `cargo bench -p driftdb-benches --bench isolation`. Under `cargo test` (no `--bench`
+//! Run: `cargo bench -p driftdb-benches --bench isolation` (a name filter not part of
+//! "isolation", e.g. `-- paired`, skips it). Under `cargo test` (no `--bench`
 //! argument) it runs one short round of a few cells as a smoke test.
 
 use std::path::PathBuf;
@@ -216,7 +217,18 @@ struct Cell {
     aborts: u64,
 }
 
+/// A name filter (`cargo bench -p driftdb-benches -- paired`) that is not part of "isolation"
+/// skips this benchmark, as it does Criterion's.
+fn filtered_out() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    !filters.is_empty() && !filters.iter().any(|f| "isolation".contains(f.as_str()))
+}
+
 fn main() {
+    if filtered_out() || std::env::args().any(|a| a == "--list") {
+        return;
+    }
     let full = measuring();
     let rounds = if full { env_u64("DRIFTDB_BENCH_ROUNDS", 6) } else { 1 };
     let block =
