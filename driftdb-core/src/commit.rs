@@ -198,7 +198,12 @@ pub(crate) fn create_dir_durable(fs: &dyn Fs, dir: &Path) -> Result<()> {
         return Ok(());
     }
     fs.create_dir(dir).map_err(io_err(dir))?;
-    let parent = dir.parent().unwrap_or(Path::new("/"));
+    // A relative name like `mydata` has the empty path as its parent: the current directory.
+    let parent = match dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("/"),
+    };
     fs.sync_dir(parent).map_err(io_err(parent))
 }
 

@@ -71,6 +71,19 @@ pub struct Row {
     pub doc: Value,
 }
 
+/// Counts of one table at one seq (see [`Snapshot::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Keys with at least one version, live or not.
+    pub keys: u64,
+    /// Keys live at the seq.
+    pub live_rows: u64,
+    /// Versions (events) of all keys up to the seq.
+    pub versions: u64,
+    /// The most versions any one key has.
+    pub max_versions_per_key: u64,
+}
+
 /// One event in the history of a key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
@@ -293,6 +306,61 @@ impl<'db> Snapshot<'db> {
                 })
             })
             .collect())
+    }
+
+    /// Counts of `table` at this seq: keys ever written (in any incarnation), live rows,
+    /// versions, and the most versions of one key.
+    pub fn stats(&self, table: &str) -> Result<TableStats> {
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        let mut stats = TableStats::default();
+        for (key, versions) in &t.rows {
+            let n = versions.partition_point(|v| v.seq <= self.seq);
+            if n == 0 {
+                continue;
+            }
+            stats.keys += 1;
+            stats.versions += n as u64;
+            stats.max_versions_per_key = stats.max_versions_per_key.max(n as u64);
+            if t.doc_at(key, self.seq).is_some() {
+                stats.live_rows += 1;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The live rows whose field `field` (a dotted path) equals `value`, through the index on
+    /// that field, in primary-key order; `Ok(None)` when the table has no index on it.
+    /// Numbers compare by value (`1` finds `1.0`); `null` finds nothing.
+    pub fn lookup(&self, table: &str, field: &str, value: &Value) -> Result<Option<Vec<Row>>> {
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        let path: Vec<String> = field.split('.').map(str::to_owned).collect();
+        let Some(index) = t.indexes.iter().find(|i| i.path == path) else {
+            return Ok(None);
+        };
+        let Some(wanted) = crate::index::IndexValue::of(value) else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut rows = Vec::new();
+        for key in index.lookup(&wanted, self.seq) {
+            let Some(doc) = t.doc_at(&key, self.seq) else { continue };
+            let mut current: &Value = doc;
+            let mut found = true;
+            for name in &path {
+                match current.get(name) {
+                    Some(v) => current = v,
+                    None => {
+                        found = false;
+                        break;
+                    }
+                }
+            }
+            if found && crate::index::IndexValue::of(current).as_ref() == Some(&wanted) {
+                rows.push(Row { key, doc: (**doc).clone() });
+            }
+        }
+        Ok(Some(rows))
     }
 
     /// Names of the tables that exist at this seq.

@@ -50,6 +50,7 @@ mod db;
 mod error;
 mod event;
 mod hooks;
+mod index;
 mod isolation;
 pub mod limits;
 mod msgpack;
@@ -60,7 +61,7 @@ pub mod storage;
 mod txn;
 mod value;
 
-pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot};
+pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
 pub use error::{ConflictKind, Error, Result};
 pub use event::ChangeKind;
 #[cfg(feature = "test-hooks")]

@@ -42,13 +42,24 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 }
 
 pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
+    // A relative path is fixed against the current directory now, so the handle keeps
+    // naming the same files if the process changes directory later.
+    let absolute;
+    let root = if root.is_relative() {
+        let cwd = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+        absolute = cwd.join(root);
+        absolute.as_path()
+    } else {
+        root
+    };
     let fs = options.fs.clone();
     let fs: &dyn Fs = fs.as_ref();
     if !fs.exists(root) {
         if !options.create_if_missing {
             return Err(Error::NotADatabase { path: root.to_path_buf() });
         }
-        let missing: Vec<&Path> = root.ancestors().take_while(|p| !fs.exists(p)).collect();
+        let missing: Vec<&Path> =
+            root.ancestors().take_while(|p| !p.as_os_str().is_empty() && !fs.exists(p)).collect();
         for dir in missing.into_iter().rev() {
             create_dir_durable(fs, dir)?;
         }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::index::FieldIndex;
 use crate::schema::TableSchema;
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value, check_document};
@@ -46,6 +47,8 @@ pub(crate) struct TableState {
     pub rows: BTreeMap<Key, SmallVec<[Version; 1]>>,
     /// The seq of the last change to the table: a row or the schema (for conflict checks).
     pub changed_seq: u64,
+    /// The declared secondary indexes, kept in step with `rows` (see `index.rs`).
+    pub indexes: Vec<FieldIndex>,
 }
 
 /// All tables, and the commit time of every seq.
@@ -371,8 +374,12 @@ impl State {
                         // Dropped and re-created in this transaction: rows written before the
                         // drop, at this same seq, are not live in the new incarnation. Mark
                         // them with a version that has no document (history skips its kind).
-                        for versions in table.rows.values_mut() {
+                        for (key, versions) in table.rows.iter_mut() {
                             if versions.last().is_some_and(|v| v.seq == seq && v.doc.is_some()) {
+                                let old = versions.last().and_then(|v| v.doc.as_ref());
+                                for index in &mut table.indexes {
+                                    index.on_version(key, old, None, seq);
+                                }
                                 versions.push(Version {
                                     seq,
                                     kind: EventType::DropTable,
@@ -387,10 +394,20 @@ impl State {
                     } else {
                         table.schemas.last().map_or(seq, |s| s.created_seq)
                     };
+                    if let Some(schema) = &change.schema {
+                        crate::index::sync(&mut table.indexes, schema, &table.rows);
+                    }
                     table.schemas.push(SchemaVersion { seq, schema: change.schema, created_seq });
                 }
                 _ => {
                     if let Some(key) = event.key {
+                        if !table.indexes.is_empty() {
+                            let old = table.rows.get(&key).and_then(|v| v.last());
+                            let old = old.and_then(|v| v.doc.as_ref());
+                            for index in &mut table.indexes {
+                                index.on_version(&key, old, change.doc.as_ref(), seq);
+                            }
+                        }
                         table.rows.entry(key).or_default().push(Version {
                             seq,
                             kind: change.kind,
