@@ -115,6 +115,7 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         closed: AtomicBool::new(false),
         poisoned: AtomicBool::new(false),
         open_txns: std::sync::atomic::AtomicUsize::new(0),
+        hooks: crate::hooks::Hooks::default(),
         _lock: lock,
     };
     let replayed = replay_wal(&db, &wal_path, scan.txns)?;
