@@ -134,7 +134,19 @@ impl<'db> Session<'db> {
                 let n = |x: u64| driftdb_core::Value::Int(seq_value(x));
                 Ok(Outcome::Done(Done {
                     statement: "COMPACT",
-                    message: report.to_string(),
+                    message: if report.segments_before == 0 {
+                        format!("nothing to compact in {table}")
+                    } else {
+                        format!(
+                            "compacted {table}: {} segment(s), {} bytes -> {} compressed \
+                             segment(s), {} bytes ({} events, every one kept)",
+                            report.segments_before,
+                            report.bytes_before,
+                            report.segments_after,
+                            report.bytes_after,
+                            report.events
+                        )
+                    },
                     committed: None,
                     details: vec![
                         ("table".into(), driftdb_core::Value::String(table.clone())),
@@ -143,6 +155,10 @@ impl<'db> Session<'db> {
                         ("segments_after".into(), n(report.segments_after as u64)),
                         ("bytes_after".into(), n(report.bytes_after)),
                         ("events".into(), n(report.events)),
+                        (
+                            "duration_ms".into(),
+                            driftdb_core::Value::Float(report.duration.as_secs_f64() * 1000.0),
+                        ),
                     ],
                 }))
             }
