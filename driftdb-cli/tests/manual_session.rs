@@ -64,13 +64,46 @@ fn the_seed_manual_session_runs_verbatim() {
     assert_eq!(events[0]["document"]["email"], "alice@example.com");
     assert!(events[0]["time"].as_str().unwrap().ends_with('Z'));
 
-    // Create snapshot for faster queries; compact storage. Not in this release: a clear
-    // "not available" error, never a pretend success.
-    for command in ["snapshot", "compact"] {
-        let out = run(&[command, "-d", "./mydata", "--table", "users"]);
-        assert_code(&out, 1);
-        assert_eq!(json_err(&out)["kind"], "not_available");
-    }
+    // Create snapshot for faster queries: not in this release, a clear "not available" error,
+    // never a pretend success.
+    let out = run(&["snapshot", "-d", "./mydata", "--table", "users"]);
+    assert_code(&out, 1);
+    assert_eq!(json_err(&out)["kind"], "not_available");
+
+    // Compact storage: the table's segment is rewritten compressed, and every read answers the
+    // same before and after.
+    let reads = |run: &dyn Fn(&[&str]) -> std::process::Output| -> Vec<serde_json::Value> {
+        ["@seq:1", "@seq:2"]
+            .iter()
+            .map(|at| {
+                let out = run(&["select", "-d", "./mydata", "--table", "users", "--as-of", at]);
+                assert_code(&out, 0);
+                json_out(&out)
+            })
+            .chain(std::iter::once(json_out(&run(&[
+                "drift", "-d", "./mydata", "--table", "users", "--key", "user1",
+            ]))))
+            .collect()
+    };
+    let before = reads(&run);
+    assert_eq!(before[0], json!([]));
+    assert_eq!(before[1][0]["id"], "user1");
+    let out = run(&["compact", "-d", "./mydata", "--table", "users"]);
+    assert_code(&out, 0);
+    let compacted = json_out(&out);
+    assert_eq!(compacted["statement"], "COMPACT");
+    assert_eq!(compacted["table"], "users");
+    assert_eq!(compacted["segments_before"], 1);
+    assert_eq!(compacted["segments_after"], 1);
+    assert_eq!(compacted["events"], 2, "CREATE TABLE and the INSERT");
+    assert!(
+        compacted["message"].as_str().unwrap().starts_with("compacted users: 1 segment(s)"),
+        "{compacted}"
+    );
+    let segments = tmp.path().join("mydata/tables/users/segments");
+    assert!(segments.join("compacted-00000001-00000001.seg").exists());
+    assert!(!segments.join("00000001.seg").exists());
+    assert_eq!(reads(&run), before);
 
     // Nothing the session did damaged the database.
     assert_code(&run(&["verify", "-d", "./mydata"]), 0);

@@ -253,14 +253,30 @@ fn init_creates_once_and_refuses_a_used_directory() {
 #[test]
 fn snapshot_and_compact_report_what_they_did_or_why_not() {
     let t = sample_db();
+    let out = driftdb(&["snapshot", "-d", t.d(), "--table", "orders"]);
+    assert_code(&out, 1);
+    let err = json_err(&out);
+    assert_eq!(err["kind"], "not_available");
+    assert!(err["message"].as_str().unwrap().contains("is not available yet"), "{err}");
+
+    let out = driftdb(&["compact", "-d", t.d(), "--table", "orders"]);
+    assert_code(&out, 0);
+    let done = json_out(&out);
+    assert_eq!(done["statement"], "COMPACT");
+    assert_eq!(done["table"], "orders");
+    assert_eq!(done["segments_before"], 1);
+    assert_eq!(done["segments_after"], 1);
+    // CREATE TABLE, three INSERTs and a PATCH.
+    assert_eq!(done["events"], 5);
+    assert!(done["bytes_before"].as_u64().unwrap() > 16, "{done}");
+    assert!(done["bytes_after"].as_u64().unwrap() > 16, "{done}");
+    let out = driftdb(&["compact", "-d", t.d(), "--table", "orders", "--format", "table"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("nothing to compact in orders"), "{}", stdout(&out));
+
     for command in ["snapshot", "compact"] {
-        let out = driftdb(&[command, "-d", t.d(), "--table", "orders"]);
-        assert_code(&out, 1);
-        let err = json_err(&out);
-        assert_eq!(err["kind"], "not_available", "{command}");
-        assert!(err["message"].as_str().unwrap().contains("is not available yet"), "{err}");
         let out = driftdb(&[command, "-d", t.d(), "--table", "nope"]);
         assert_code(&out, 1);
-        assert_eq!(json_err(&out)["kind"], "unknown_table");
+        assert_eq!(json_err(&out)["kind"], "unknown_table", "{command}");
     }
 }

@@ -300,6 +300,7 @@ fn stats_counts_rows_versions_and_files() {
     assert_eq!(users["live_rows"], 1);
     assert_eq!(users["versions"], 4);
     assert_eq!(users["segments"], 1);
+    assert_eq!(users["compacted_segments"], 0);
     assert!(users["segment_bytes"].as_u64().unwrap() > 16);
     let orders = tables.iter().find(|t| t["table"] == "orders").unwrap();
     assert_eq!(orders["live_rows"], 3);
@@ -311,7 +312,7 @@ fn stats_counts_rows_versions_and_files() {
     let text = stdout(&out);
     assert!(
         text.starts_with(
-            "table,state,primary_key,live_rows,keys,versions,segments,segment_bytes\n"
+            "table,state,primary_key,live_rows,keys,versions,segments,segment_bytes,compacted\n"
         ),
         "{text}"
     );

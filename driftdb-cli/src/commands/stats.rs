@@ -4,12 +4,16 @@
 //! The database is opened (so a crashed one is recovered first), counted, and closed. Rows,
 //! keys and versions come from the engine ([`driftdb_core::Snapshot::stats`]): versions are
 //! every INSERT, PATCH and SOFT_DELETE of every key, across its incarnations. Segment files
-//! and bytes are what the table's `segments/` directory holds.
+//! and bytes are what the table's `segments/` directory holds, plain and compressed
+//! (`compacted-*.seg`) together; `compacted` says how many of them are compressed. (Opening
+//! the database removes the files a crashed compaction left behind, so what is counted is the
+//! table's live set.)
 
 use std::path::Path;
 
 use driftdb_core::AsOf;
 use driftdb_core::storage::segment::{SEGMENTS_DIR, parse_segment_name};
+use driftdb_core::storage::segment_set::parse_compacted_name;
 use driftdb_core::storage::wal::{WAL_DIR, WAL_FILE};
 use driftdb_ql::format_unix_ms;
 use serde_json::json;
@@ -20,8 +24,14 @@ use crate::output::{Printer, Report};
 /// What one table's segment files hold.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct SegmentCounts {
+    /// Segment files, plain and compressed.
     files: usize,
+    /// Their bytes.
     bytes: u64,
+    /// Of those, compressed segment files.
+    compacted: usize,
+    /// Their bytes.
+    compacted_bytes: u64,
 }
 
 fn count_segments(dir: &Path) -> CliResult<SegmentCounts> {
@@ -30,7 +40,7 @@ fn count_segments(dir: &Path) -> CliResult<SegmentCounts> {
         .map_err(|e| CliError::io("read", dir, e))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| parse_segment_name(n).is_some())
+        .filter(|n| parse_segment_name(n).is_some() || parse_compacted_name(n).is_some())
         .collect();
     names.sort();
     for name in names {
@@ -38,6 +48,10 @@ fn count_segments(dir: &Path) -> CliResult<SegmentCounts> {
         let bytes = std::fs::metadata(&path).map_err(|e| CliError::io("read", &path, e))?.len();
         counts.files += 1;
         counts.bytes += bytes;
+        if parse_compacted_name(&name).is_some() {
+            counts.compacted += 1;
+            counts.compacted_bytes += bytes;
+        }
     }
     Ok(counts)
 }
@@ -74,6 +88,7 @@ pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult 
             stats.map(|s| json!(s.versions)),
             Some(json!(counts.files)),
             Some(json!(counts.bytes)),
+            Some(json!(counts.compacted)),
         ]);
         tables_json.push(json!({
             "table": name,
@@ -84,6 +99,8 @@ pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult 
             "versions": stats.map(|s| s.versions),
             "segments": counts.files,
             "segment_bytes": counts.bytes,
+            "compacted_segments": counts.compacted,
+            "compacted_bytes": counts.compacted_bytes,
         }));
     }
     let wal_path = dir.join(WAL_DIR).join(WAL_FILE);
@@ -115,6 +132,7 @@ pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult 
             "versions",
             "segments",
             "segment_bytes",
+            "compacted",
         ]
         .map(String::from)
         .to_vec(),

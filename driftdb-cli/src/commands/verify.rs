@@ -12,11 +12,18 @@
 //!   torn tail is a **warning** (the next open cuts it off; it was never acknowledged);
 //!   preallocated zeros are fine. The first transaction after the checkpoint seq must follow
 //!   it.
-//! - each table's segments: numbered from 1 without gaps up to the checkpoint's last segment,
-//!   every frame intact within the checkpointed length (**error** otherwise), seqs never
-//!   decreasing across the files; bytes past the checkpointed length and segments newer than
-//!   the checkpoint are rebuilt from the WAL at the next open (a **note**, or a **warning** when
-//!   damaged). The segments must end exactly at the checkpoint seq.
+//! - each table's segments: the live set the checkpoint (version 1 or 2) names, in history
+//!   order: the compacted segments `compacted-G-1.seg ..= compacted-G-k.seg` once the table has
+//!   been compacted, then the plain segments `first..=segment` (`first` is 1 before any
+//!   compaction). Every file of the set must exist; every frame must be intact within the
+//!   checkpointed length (the last plain segment) or the whole file (the others), including
+//!   every block, the trailer and every decompressed frame of a compressed segment (**error**
+//!   otherwise, at the damaged frame's or block's offset); a file's first seq must follow the
+//!   previous file's last. Bytes past the checkpointed length and plain segments newer than the
+//!   checkpoint are rebuilt from the WAL at the next open (a **note**, or a **warning** when
+//!   damaged); files a compaction left behind (older plain segments, other generations,
+//!   `.tmp` files) are removed by the next open (a **note**). The segments must end exactly at
+//!   the checkpoint seq.
 //! - snapshot and index files: checked when the engine knows their kind.
 //! - `meta.json`: parses (a **warning** otherwise: it is derived and rewritten at open).
 //!
@@ -27,11 +34,12 @@ use std::path::Path;
 use driftdb_core::storage::check_file;
 use driftdb_core::storage::checkpoint::CHECKPOINT_FILE;
 use driftdb_core::storage::segment::{SEGMENTS_DIR, parse_segment_name, segment_name};
+use driftdb_core::storage::segment_set::{compacted_name, is_compaction_tmp, parse_compacted_name};
 use driftdb_core::storage::wal::{WAL_DIR, WAL_FILE};
 use serde_json::{Value as Json, json};
 
 use crate::error::{CliError, CliResult};
-use crate::files::decode::{CheckpointInfo, Content};
+use crate::files::decode::{CheckpointInfo, Content, TablePos};
 use crate::files::walk::{FileKind, FileWalk, walk};
 use crate::output::{Printer, Report};
 use crate::progress;
@@ -73,7 +81,7 @@ pub struct Problem {
 pub struct FileCheck {
     /// The path, relative to the database directory.
     pub file: String,
-    /// `segment`, `wal`, `checkpoint`, `meta`, or `other`.
+    /// `segment`, `compacted` (a compressed segment), `wal`, `checkpoint`, `meta`, or `other`.
     pub kind: &'static str,
     /// Its size.
     pub bytes: u64,
@@ -359,113 +367,42 @@ fn wal(
     check
 }
 
-/// Check one table directory: its segments, then its other files.
+/// Check one table directory: its segments (the live set the checkpoint names, in history
+/// order, then every other file of `segments/`), then its other files.
 fn table(
     dir: &Path,
     table_dir: &Path,
-    pos: Option<(u32, u64)>,
+    pos: Option<TablePos>,
     segments_end: &mut u64,
 ) -> Vec<FileCheck> {
     let mut out = Vec::new();
     let seg_dir = table_dir.join(SEGMENTS_DIR);
-    let mut ids: Vec<u32> = Vec::new();
-    for name in list(&seg_dir) {
-        match parse_segment_name(&name) {
-            Some(id) => ids.push(id),
-            None => {
-                let path = seg_dir.join(&name);
-                let mut check = FileCheck::new(relative(dir, &path), "other", 0);
-                check.add(
-                    Severity::Warning,
-                    None,
-                    "not a segment file name (NNNNNNNN.seg); the engine ignores it",
-                );
-                out.push(check);
-            }
+    let names = list(&seg_dir);
+    // The live set with the bytes the checkpoint trusts of each (`None`: the whole file).
+    let mut live: Vec<(String, Option<u64>)> = Vec::new();
+    if let Some(pos) = pos {
+        if let Some(c) = pos.compacted {
+            live.extend((1..=c.segments).map(|n| (compacted_name(c.generation, n), None)));
+        }
+        live.extend(
+            (pos.first_plain()..=pos.segment)
+                .map(|id| (segment_name(id), (id == pos.segment).then_some(pos.len))),
+        );
+    }
+    let mut last_seq = None;
+    for (name, trusted) in &live {
+        let path = seg_dir.join(name);
+        if names.contains(name) {
+            out.push(live_segment(dir, &path, *trusted, &mut last_seq));
+        } else {
+            let mut check = FileCheck::new(relative(dir, &path), segment_kind(name), 0);
+            check.add(Severity::Error, None, "segment file named by the checkpoint is missing");
+            out.push(check);
         }
     }
-    ids.sort_unstable();
-    let mut expected = 1;
-    let mut last_seq = 0;
-    for id in ids {
-        let path = seg_dir.join(segment_name(id));
-        let mut check = FileCheck::new(relative(dir, &path), "segment", 0);
-        let Some(data) = read(&path, &mut check) else {
-            out.push(check);
-            continue;
-        };
-        let trusted = match pos {
-            Some((last, _)) if id < last => Some(data.len() as u64),
-            Some((last, len)) if id == last => Some(len),
-            _ => None,
-        };
-        let Some(trusted) = trusted else {
-            check.add(
-                Severity::Note,
-                None,
-                "written after the checkpoint: the next open removes it and rebuilds its events from the WAL",
-            );
-            untrusted_tail(&mut check, &data, 0);
-            out.push(check);
-            continue;
-        };
-        if id != expected {
-            check.add(
-                Severity::Error,
-                None,
-                format!("segment {} is missing before it", segment_name(expected)),
-            );
-        }
-        expected = id + 1;
-        if (data.len() as u64) < trusted {
-            check.add(
-                Severity::Error,
-                Some(data.len() as u64),
-                format!("the segment is {} bytes but the checkpoint trusts {trusted}", data.len()),
-            );
-            out.push(check);
-            continue;
-        }
-        let cut = usize::try_from(trusted).unwrap_or(data.len()).min(data.len());
-        let trusted_data = data.get(..cut).unwrap_or_default();
-        if engine_verdict(&mut check, &path, trusted_data)
-            && let Some(w) = walk(trusted_data)
-        {
-            check.frames = intact_frames(&w, trusted);
-            for f in &w.frames {
-                let Some(seq) = f.seq else { continue };
-                if seq < last_seq {
-                    check.add(
-                        Severity::Error,
-                        Some(f.offset),
-                        format!("seq {seq} after seq {last_seq} of an earlier segment"),
-                    );
-                    break;
-                }
-                last_seq = seq;
-            }
-        }
-        if (data.len() as u64) > trusted {
-            check.add(
-                Severity::Note,
-                Some(trusted),
-                format!(
-                    "{} bytes after the checkpointed length: the next open cuts them off and rebuilds them from the WAL",
-                    data.len() as u64 - trusted
-                ),
-            );
-            untrusted_tail(&mut check, &data, trusted);
-        }
-        out.push(check);
-    }
-    *segments_end = (*segments_end).max(last_seq);
-    if let Some((last, _)) = pos
-        && expected != last + 1
-    {
-        let path = seg_dir.join(segment_name(last));
-        let mut check = FileCheck::new(relative(dir, &path), "segment", 0);
-        check.add(Severity::Error, None, "segment named by the checkpoint is missing");
-        out.push(check);
+    *segments_end = (*segments_end).max(last_seq.unwrap_or(0));
+    for name in names.iter().filter(|n| !live.iter().any(|(l, _)| l == *n)) {
+        out.push(not_live(dir, &seg_dir.join(name), name, pos));
     }
     for sub in ["snapshots", "indexes"] {
         let sub_dir = table_dir.join(sub);
@@ -491,6 +428,124 @@ fn table(
         out.push(check);
     }
     out
+}
+
+/// `compacted` for a compressed segment's name, `segment` for a plain one's.
+fn segment_kind(name: &str) -> &'static str {
+    if parse_compacted_name(name).is_some() { "compacted" } else { "segment" }
+}
+
+/// Check one file of a table's live set: every frame within the bytes the checkpoint trusts
+/// (`None`: all of it), and that its first seq follows `last_seq`, the last seq of the file
+/// before it in the set (strictly: a transaction's events are never split across files).
+fn live_segment(
+    dir: &Path,
+    path: &Path,
+    trusted: Option<u64>,
+    last_seq: &mut Option<u64>,
+) -> FileCheck {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut check = FileCheck::new(relative(dir, path), segment_kind(&name), 0);
+    let Some(data) = read(path, &mut check) else { return check };
+    let trusted = trusted.unwrap_or(data.len() as u64);
+    if (data.len() as u64) < trusted {
+        check.add(
+            Severity::Error,
+            Some(data.len() as u64),
+            format!("the segment is {} bytes but the checkpoint trusts {trusted}", data.len()),
+        );
+        return check;
+    }
+    let cut = usize::try_from(trusted).unwrap_or(data.len()).min(data.len());
+    let trusted_data = data.get(..cut).unwrap_or_default();
+    if engine_verdict(&mut check, path, trusted_data)
+        && let Some(w) = walk(trusted_data)
+    {
+        check.frames = intact_frames(&w, trusted);
+        let first = w.frames.iter().find_map(|f| f.seq.map(|seq| (f.offset, seq)));
+        if let (Some(previous), Some((offset, seq))) = (*last_seq, first)
+            && seq <= previous
+        {
+            check.add(
+                Severity::Error,
+                Some(offset),
+                format!(
+                    "seq {seq} follows seq {previous} of the previous segment: segments overlap"
+                ),
+            );
+        }
+        if let Some(last) = w.frames.iter().rev().find_map(|f| f.seq) {
+            *last_seq = Some(last);
+        }
+    }
+    if (data.len() as u64) > trusted {
+        check.add(
+            Severity::Note,
+            Some(trusted),
+            format!(
+                "{} bytes after the checkpointed length: the next open cuts them off and rebuilds them from the WAL",
+                data.len() as u64 - trusted
+            ),
+        );
+        untrusted_tail(&mut check, &data, trusted);
+    }
+    check
+}
+
+/// A file of `segments/` outside the live set: what the next open does with it.
+fn not_live(dir: &Path, path: &Path, name: &str, pos: Option<TablePos>) -> FileCheck {
+    let compacted = pos.and_then(|p| p.compacted);
+    let mut check = FileCheck::new(relative(dir, path), segment_kind(name), 0);
+    if let Some(id) = parse_segment_name(name) {
+        if let Some(pos) = pos
+            && id < pos.first_plain()
+        {
+            check.add(
+                Severity::Note,
+                None,
+                "retired by a compaction whose cleanup did not finish (its events are in the                  compacted segments): the next open removes it",
+            );
+            read(path, &mut check);
+            return check;
+        }
+        check.add(
+            Severity::Note,
+            None,
+            "written after the checkpoint: the next open removes it and rebuilds its events from the WAL",
+        );
+        if let Some(data) = read(path, &mut check) {
+            untrusted_tail(&mut check, &data, 0);
+        }
+        return check;
+    }
+    let why = match (parse_compacted_name(name), compacted) {
+        (Some((generation, _)), Some(c)) if generation < c.generation => {
+            "an older compacted set, replaced by a later compaction whose cleanup did not finish"
+        }
+        (Some((generation, _)), Some(c)) if generation == c.generation => {
+            "numbered past the compacted set the checkpoint names"
+        }
+        (Some(_), _) => "written by a compaction that did not reach its checkpoint",
+        (None, _) if is_compaction_tmp(name) => {
+            "a compacted segment a compaction was still writing when it stopped"
+        }
+        (None, _) => {
+            check.kind = "other";
+            check.add(
+                Severity::Warning,
+                None,
+                "not a segment file name (NNNNNNNN.seg or compacted-GGGGGGGG-NNNNNNNN.seg); the                  engine ignores it",
+            );
+            return check;
+        }
+    };
+    check.add(
+        Severity::Note,
+        None,
+        format!("{why}: not part of the table; the next open removes it"),
+    );
+    read(path, &mut check);
+    check
 }
 
 /// Report damage in the part of a segment the checkpoint does not trust.

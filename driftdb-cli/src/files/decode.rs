@@ -1,7 +1,7 @@
 //! Decoding frame payloads for display and checks, by the layouts of docs/FORMAT.md:
 //! a segment frame holds the msgpack array `[key, body]`; a WAL_BATCH frame holds transaction
 //! records `[seq, unix_ms, [[table, type, key, body], ...]]` back to back; the CHECKPOINT frame
-//! holds the map `{seq, unix_ms, tables: {name: {segment, len}}}`.
+//! holds the map `{seq, unix_ms, tables: {name: {segment, len, compacted?}}}`.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -114,13 +114,47 @@ fn batch(payload: &[u8]) -> Result<Vec<WalTxn>, String> {
     Ok(out)
 }
 
-/// The fields of a checkpoint record that `verify` checks.
+/// A table's compacted segments, as the checkpoint names them: `compacted-G-N.seg` for N in
+/// `1..=segments` of generation G, holding every event before plain segment `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactedInfo {
+    /// The compaction generation G.
+    pub generation: u32,
+    /// How many compacted segments.
+    pub segments: u32,
+    /// The first plain segment after them.
+    pub first: u32,
+}
+
+/// Where a table's trusted history ends, by the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TablePos {
+    /// The last plain segment.
+    pub segment: u32,
+    /// Its trusted length.
+    pub len: u64,
+    /// The compacted set before the plain segments, once the table has been compacted.
+    pub compacted: Option<CompactedInfo>,
+}
+
+impl TablePos {
+    /// The first plain segment of the live set (1 before any compaction).
+    pub fn first_plain(&self) -> u32 {
+        self.compacted.map_or(1, |c| c.first)
+    }
+}
+
+/// The fields of a checkpoint record (version 1 or 2) that `verify` checks.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckpointInfo {
     /// Every transaction up to this seq is in the segments.
     pub seq: u64,
-    /// Per table: the last segment number and its trusted length.
-    pub tables: BTreeMap<String, (u32, u64)>,
+    /// Per table: where its live set ends.
+    pub tables: BTreeMap<String, TablePos>,
+}
+
+fn field_u32(map: &Value, name: &str) -> Option<u32> {
+    map.get(name).and_then(Value::as_i64).and_then(|v| u32::try_from(v).ok())
 }
 
 impl CheckpointInfo {
@@ -130,13 +164,25 @@ impl CheckpointInfo {
         let mut tables = BTreeMap::new();
         let map = value.get("tables").and_then(Value::as_map).ok_or("no tables field")?;
         for (name, pos) in map {
-            let segment =
-                pos.get("segment").and_then(Value::as_i64).and_then(|s| u32::try_from(s).ok());
+            let segment = field_u32(pos, "segment");
             let len = pos.get("len").and_then(Value::as_i64).and_then(|l| u64::try_from(l).ok());
-            match (segment, len) {
-                (Some(s), Some(l)) => tables.insert(name.clone(), (s, l)),
-                _ => return Err(format!("table {name} has no valid segment position")),
+            let (Some(segment), Some(len)) = (segment, len) else {
+                return Err(format!("table {name} has no valid segment position"));
             };
+            let compacted = match pos.get("compacted") {
+                None | Some(Value::Null) => None,
+                Some(c) => match (
+                    field_u32(c, "generation"),
+                    field_u32(c, "segments"),
+                    field_u32(c, "first"),
+                ) {
+                    (Some(generation), Some(segments), Some(first)) => {
+                        Some(CompactedInfo { generation, segments, first })
+                    }
+                    _ => return Err(format!("table {name} has a malformed compacted set")),
+                },
+            };
+            tables.insert(name.clone(), TablePos { segment, len, compacted });
         }
         Ok(CheckpointInfo { seq: u64::try_from(seq).map_err(|_| "negative seq")?, tables })
     }

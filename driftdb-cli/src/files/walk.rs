@@ -1,7 +1,9 @@
 //! Walking a DriftDB file frame by frame, for `inspect` and `verify`, as far as the bytes allow.
 //!
 //! The file kind comes from the 16-byte header's magic (`DRIFTSEG`, `DRIFTWAL`, `DRIFTCKP`;
-//! see docs/FORMAT.md). From offset 16 on, each frame is decoded with
+//! see docs/FORMAT.md), and its version: a segment of version 2 is a compressed segment, walked
+//! block by block by [`super::blocks`]. In every other file, from offset 16 on, each frame is
+//! decoded with
 //! [`driftdb_core::storage::frame::decode`], which checks the length bounds and the CRC before
 //! anything else. What happens at a frame that fails:
 //!
@@ -18,11 +20,14 @@
 //! Nothing here writes to the file: the caller reads it into memory first.
 
 use driftdb_core::limits::{SEGMENT_FRAME_BYTES_MAX, WAL_FRAME_BYTES_MAX};
+use driftdb_core::storage::checkpoint::{CHECKPOINT_VERSION_COMPACTED, CHECKPOINT_VERSION_PLAIN};
+use driftdb_core::storage::compressed::COMPRESSED_SEGMENT_VERSION;
 use driftdb_core::storage::frame::{
-    self, CHECKPOINT_MAGIC, EventType, FILE_HEADER_BYTES, FileHeader, FrameError, SEGMENT_MAGIC,
-    WAL_MAGIC,
+    self, CHECKPOINT_MAGIC, EventType, FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, FrameError,
+    SEGMENT_MAGIC, WAL_MAGIC,
 };
 
+use super::blocks::{Blocks, walk_blocks};
 use super::decode::{self, Content};
 
 /// The kinds of file that hold frames.
@@ -66,6 +71,15 @@ impl FileKind {
         }
     }
 
+    /// The header versions this build reads for this kind of file.
+    fn versions(self) -> (u32, u32) {
+        match self {
+            FileKind::Segment => (FORMAT_VERSION, COMPRESSED_SEGMENT_VERSION),
+            FileKind::Wal => (FORMAT_VERSION, FORMAT_VERSION),
+            FileKind::Checkpoint => (CHECKPOINT_VERSION_PLAIN, CHECKPOINT_VERSION_COMPACTED),
+        }
+    }
+
     /// Whether a frame type belongs in this kind of file.
     pub fn allows(self, kind: EventType) -> bool {
         match self {
@@ -88,8 +102,11 @@ impl FileKind {
 /// One frame as found in the file.
 #[derive(Debug, Clone)]
 pub struct FrameEntry {
-    /// Byte offset of the frame's length field.
+    /// Byte offset of the frame's length field; in a compressed segment, of the block that
+    /// holds the frame (where the engine reports damage in it).
     pub offset: u64,
+    /// In a compressed segment: the frame's offset in its block's decompressed bytes.
+    pub in_block: Option<u64>,
     /// The length field: bytes of the body.
     pub length: u32,
     /// Whether the CRC matched. When it did not, the fields below are read from unverified
@@ -134,6 +151,11 @@ pub struct Gap {
 pub struct FileWalk {
     /// The file kind from its magic.
     pub kind: FileKind,
+    /// The header's version field (read even when the header's CRC fails); `None` when the
+    /// file is shorter than a header.
+    pub version: Option<u32>,
+    /// A compressed segment's blocks and trailer.
+    pub blocks: Option<Blocks>,
     /// Why the header is not acceptable (the walk goes on regardless).
     pub header_error: Option<String>,
     /// Every frame found, in file order.
@@ -179,21 +201,36 @@ impl FileWalk {
 /// magic.
 pub fn walk(data: &[u8]) -> Option<FileWalk> {
     let kind = FileKind::from_magic(data)?;
-    let header_error = FileHeader::check(data, kind.magic()).err().map(|e| match e {
-        frame::HeaderError::Truncated => "the file is shorter than its 16-byte header".into(),
-        frame::HeaderError::WrongMagic => "the header's magic is wrong".into(),
-        frame::HeaderError::BadCrc => "the header's CRC does not match".into(),
-        frame::HeaderError::Version(v) => {
-            format!("format version {v}; this build reads version {}", frame::FORMAT_VERSION)
+    let version = data.get(8..12).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let (oldest, newest) = kind.versions();
+    let header_error = match FileHeader::check_kind(data, kind.magic()) {
+        Ok(h) if (oldest..=newest).contains(&h.version) => None,
+        Ok(h) => Some(format!(
+            "format version {}; this build reads {} version {}",
+            h.version,
+            kind.name(),
+            if oldest == newest { oldest.to_string() } else { format!("{oldest} to {newest}") }
+        )),
+        Err(frame::HeaderError::Truncated) => {
+            Some("the file is shorter than its 16-byte header".into())
         }
-    });
+        Err(frame::HeaderError::WrongMagic) => Some("the header's magic is wrong".into()),
+        Err(frame::HeaderError::BadCrc) => Some("the header's CRC does not match".into()),
+        Err(frame::HeaderError::Version(v)) => Some(format!("format version {v}")),
+    };
     let mut walk = FileWalk {
         kind,
+        version,
+        blocks: None,
         header_error,
         frames: Vec::new(),
         gaps: Vec::new(),
         len: data.len() as u64,
     };
+    if kind == FileKind::Segment && version == Some(COMPRESSED_SEGMENT_VERSION) {
+        walk.blocks = Some(walk_blocks(data, &mut walk));
+        return Some(walk);
+    }
     let mut offset = FILE_HEADER_BYTES;
     let mut found_by_search = false;
     while let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) {
@@ -215,6 +252,7 @@ pub fn walk(data: &[u8]) -> Option<FileWalk> {
             Ok(f) => {
                 walk.frames.push(FrameEntry {
                     offset: offset as u64,
+                    in_block: None,
                     length: (f.size - frame::BODY_OFFSET) as u32,
                     crc_ok: true,
                     found_by_search,
@@ -276,7 +314,18 @@ fn unverified(rest: &[u8], offset: u64, found_by_search: bool, crc_ok: bool) -> 
     } else {
         Content::Unverified
     };
-    FrameEntry { offset, length, crc_ok, found_by_search, seq, unix_ms, kind, type_byte, content }
+    FrameEntry {
+        offset,
+        in_block: None,
+        length,
+        crc_ok,
+        found_by_search,
+        seq,
+        unix_ms,
+        kind,
+        type_byte,
+        content,
+    }
 }
 
 /// The first offset at or after `from` where a whole, CRC-valid frame of this file's kind

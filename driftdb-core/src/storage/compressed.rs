@@ -46,6 +46,11 @@
 //! block (a damaged frame inside a block is reported at its block, the reason naming the
 //! frame's position in the decompressed bytes), of the trailer, or 0 for the header.
 //!
+//! [`read_trailer`] and [`BlockReader::read_block`] are these checks for the trailer and for
+//! one block; the engine's reader (`segment::visit_frames`) runs them over the whole file and
+//! stops at the first damage, and `driftdb inspect` runs them block by block to list what is
+//! readable past a damaged block.
+//!
 //! **Durability.** A compressed segment is written once, under a temporary name, fsynced and
 //! renamed by compaction (see `compaction.rs`); it is never appended to afterwards. It
 //! is trusted whole: there is no torn tail to cut.
@@ -55,7 +60,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::limits::SEGMENT_FRAME_BYTES_MAX;
-use crate::storage::frame::{self, BODY_OFFSET, FILE_HEADER_BYTES, FileHeader, SEGMENT_MAGIC};
+use crate::storage::frame::{
+    self, BODY_OFFSET, FILE_HEADER_BYTES, FileHeader, Frame, SEGMENT_MAGIC,
+};
 use crate::storage::segment::FrameVisitor;
 
 /// The segment header version of a compressed segment (a plain one is version 1).
@@ -194,16 +201,31 @@ impl BlockBuilder {
 
 /// What a compressed segment holds, written as its trailer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Summary {
+pub struct Summary {
+    /// Blocks in the file.
     pub blocks: u32,
+    /// Frames (events) in the file.
     pub events: u64,
+    /// Seq of the file's first frame.
     pub first_seq: u64,
+    /// Seq of the file's last frame.
     pub last_seq: u64,
 }
 
 impl Summary {
     /// Account for one more block, in order.
-    pub fn add(&mut self, block: &Block) {
+    pub(crate) fn add(&mut self, block: &Block) {
+        self.add_header(&BlockHeader {
+            stored_len: 0,
+            raw_len: 0,
+            events: block.events,
+            first_seq: block.first_seq,
+            last_seq: block.last_seq,
+        });
+    }
+
+    /// Account for one more block, read back, in order.
+    pub fn add_header(&mut self, block: &BlockHeader) {
         if self.blocks == 0 {
             self.first_seq = block.first_seq;
         }
@@ -213,7 +235,7 @@ impl Summary {
     }
 
     /// The trailer bytes.
-    pub fn trailer(&self) -> [u8; TRAILER_BYTES] {
+    pub(crate) fn trailer(&self) -> [u8; TRAILER_BYTES] {
         let mut out = [0u8; TRAILER_BYTES];
         let mut body = Vec::with_capacity(TRAILER_BYTES);
         body.extend_from_slice(&TRAILER_MAGIC);
@@ -236,8 +258,11 @@ fn u64_at(buf: &[u8], at: usize) -> u64 {
     buf.get(at..at + 8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
-/// Read and check the trailer at the end of `data` (a whole compressed segment).
-fn read_trailer(path: &Path, data: &[u8]) -> Result<(usize, Summary)> {
+/// Read and check the trailer at the end of `data` (a whole compressed segment): its magic and
+/// CRC. Returns the trailer's offset (where the blocks end) and what it says. Damage is
+/// `Corrupt` at the trailer's offset (at the file's length when the file is too short to hold
+/// a header and a trailer).
+pub fn read_trailer(path: &Path, data: &[u8]) -> Result<(usize, Summary)> {
     let min = FILE_HEADER_BYTES + TRAILER_BYTES;
     let Some(at) = data.len().checked_sub(TRAILER_BYTES).filter(|_| data.len() >= min) else {
         return Err(Error::corrupt(
@@ -266,28 +291,98 @@ fn read_trailer(path: &Path, data: &[u8]) -> Result<(usize, Summary)> {
     Ok((at, summary))
 }
 
-/// Call `f(block_offset, frame, frame_bytes)` for every frame of a compressed segment, in
-/// order, after checking every invariant above. `data` is the whole file; its header has been
-/// checked by the caller.
-pub(crate) fn visit_frames(path: &Path, data: &[u8], f: &mut FrameVisitor<'_>) -> Result<()> {
-    let (end, expected) = read_trailer(path, data)?;
-    let mut decompressor = zstd::bulk::Decompressor::new().map_err(|e| Error::io(path, e))?;
-    let mut seen = Summary::default();
-    let mut offset = FILE_HEADER_BYTES;
-    while offset < end {
+/// The fields of a block header, as stored (see the layout above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    /// Bytes of zstd data after the 32-byte block header.
+    pub stored_len: u32,
+    /// Bytes the data decompresses to.
+    pub raw_len: u32,
+    /// Frames in the decompressed bytes.
+    pub events: u32,
+    /// Seq of the block's first frame.
+    pub first_seq: u64,
+    /// Seq of the block's last frame.
+    pub last_seq: u64,
+}
+
+impl BlockHeader {
+    /// The header fields at `offset` of `data`, read without checking anything (`None` when
+    /// fewer than [`BLOCK_HEADER_BYTES`] bytes are left). Only a block that
+    /// [`BlockReader::read_block`] accepts has trustworthy fields.
+    pub fn read(data: &[u8], offset: usize) -> Option<BlockHeader> {
+        let header = data.get(offset..offset.checked_add(BLOCK_HEADER_BYTES)?)?;
+        Some(BlockHeader {
+            stored_len: u32_at(header, STORED_LEN_OFFSET),
+            raw_len: u32_at(header, RAW_LEN_OFFSET),
+            events: u32_at(header, EVENTS_OFFSET),
+            first_seq: u64_at(header, FIRST_SEQ_OFFSET),
+            last_seq: u64_at(header, LAST_SEQ_OFFSET),
+        })
+    }
+
+    /// Bytes the block takes in the file: its header and its stored data.
+    pub fn size(&self) -> u64 {
+        BLOCK_HEADER_BYTES as u64 + u64::from(self.stored_len)
+    }
+}
+
+/// A callback given, for each frame of a block, the frame's offset in the decompressed bytes,
+/// the decoded frame and its bytes.
+pub type BlockFrameVisitor<'f> = dyn FnMut(usize, &Frame<'_>, &[u8]) -> Result<()> + 'f;
+
+/// Reads and checks the blocks of compressed segments one at a time. The engine reads a file
+/// through `visit_frames`, which stops at the first damage; a tool that lists what is readable
+/// past a damaged block (`driftdb inspect`) calls [`BlockReader::read_block`] at each offset
+/// itself, with the same checks.
+pub struct BlockReader {
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+impl std::fmt::Debug for BlockReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockReader").finish_non_exhaustive()
+    }
+}
+
+impl BlockReader {
+    /// A reader; `path` names the file in the error when zstd cannot start.
+    pub fn new(path: &Path) -> Result<Self> {
+        let decompressor = zstd::bulk::Decompressor::new().map_err(|e| Error::io(path, e))?;
+        Ok(BlockReader { decompressor })
+    }
+
+    /// Read the block at `offset` of `data` (a whole compressed segment whose blocks end at
+    /// `end`, the trailer's offset) and check it: its lengths are in bounds, its CRC matches
+    /// (before anything is decompressed), it decompresses to exactly `raw_len` bytes holding
+    /// exactly `events` whole frames, each with a valid CRC, in seq order from `first_seq` to
+    /// `last_seq`; and its first seq is not below `after_seq`, the last seq of the block before
+    /// it (`None` for the first block). Calls `f` for each frame, in order, as it is checked.
+    /// Returns the block's header; the next block starts [`BlockHeader::size`] bytes later.
+    ///
+    /// Any damage is `Corrupt { file: path, offset }` with `offset` the block's; the reason
+    /// names a damaged frame's position in the decompressed bytes. Frame types are not checked
+    /// here (the caller knows what the file may hold).
+    pub fn read_block(
+        &mut self,
+        path: &Path,
+        data: &[u8],
+        offset: usize,
+        end: usize,
+        after_seq: Option<u64>,
+        f: &mut BlockFrameVisitor<'_>,
+    ) -> Result<BlockHeader> {
         let at = offset as u64;
         let corrupt = |reason: String| Error::corrupt(path, at, reason);
-        let header = data
-            .get(offset..offset + BLOCK_HEADER_BYTES)
-            .filter(|_| offset + BLOCK_HEADER_BYTES <= end)
+        let header_bytes = data
+            .get(offset..offset.saturating_add(BLOCK_HEADER_BYTES))
+            .filter(|_| offset.saturating_add(BLOCK_HEADER_BYTES) <= end)
             .ok_or_else(|| corrupt("block header runs into the trailer".into()))?;
-        let stored_len = u32_at(header, STORED_LEN_OFFSET) as usize;
-        let raw_len = u32_at(header, RAW_LEN_OFFSET);
-        let events = u32_at(header, EVENTS_OFFSET);
-        let first_seq = u64_at(header, FIRST_SEQ_OFFSET);
-        let last_seq = u64_at(header, LAST_SEQ_OFFSET);
+        let header = BlockHeader::read(data, offset)
+            .ok_or_else(|| corrupt("block header runs into the trailer".into()))?;
+        let BlockHeader { stored_len, raw_len, events, first_seq, last_seq } = header;
         let data_start = offset + BLOCK_HEADER_BYTES;
-        let data_end = data_start.saturating_add(stored_len);
+        let data_end = data_start.saturating_add(stored_len as usize);
         if data_end > end {
             return Err(corrupt(format!("block of {stored_len} bytes runs past the blocks")));
         }
@@ -296,21 +391,22 @@ pub(crate) fn visit_frames(path: &Path, data: &[u8], f: &mut FrameVisitor<'_>) -
         }
         let stored = data.get(data_start..data_end).unwrap_or_default();
         let mut crc = crc32fast::Hasher::new();
-        crc.update(header.get(..BLOCK_CRC_OFFSET).unwrap_or_default());
+        crc.update(header_bytes.get(..BLOCK_CRC_OFFSET).unwrap_or_default());
         crc.update(stored);
-        let (computed, expected_crc) = (crc.finalize(), u32_at(header, BLOCK_CRC_OFFSET));
+        let (computed, expected_crc) = (crc.finalize(), u32_at(header_bytes, BLOCK_CRC_OFFSET));
         if computed != expected_crc {
             return Err(corrupt(format!(
                 "block CRC mismatch: stored {expected_crc:#010x}, computed {computed:#010x}"
             )));
         }
-        if events == 0 || first_seq > last_seq || (seen.blocks > 0 && first_seq < seen.last_seq) {
+        if events == 0 || first_seq > last_seq || after_seq.is_some_and(|s| first_seq < s) {
             return Err(corrupt(format!(
                 "block of {events} events, seqs {first_seq}..={last_seq}, after seq {}",
-                seen.last_seq
+                after_seq.unwrap_or(0)
             )));
         }
-        let raw = decompressor
+        let raw = self
+            .decompressor
             .decompress(stored, raw_len as usize)
             .map_err(|e| corrupt(format!("block does not decompress: {e}")))?;
         if raw.len() != raw_len as usize {
@@ -332,7 +428,7 @@ pub(crate) fn visit_frames(path: &Path, data: &[u8], f: &mut FrameVisitor<'_>) -
                     fr.seq
                 )));
             }
-            f(at, &fr, rest.get(..fr.size).unwrap_or_default())?;
+            f(inner, &fr, rest.get(..fr.size).unwrap_or_default())?;
             last = fr.seq;
             count += 1;
             inner += fr.size;
@@ -342,8 +438,25 @@ pub(crate) fn visit_frames(path: &Path, data: &[u8], f: &mut FrameVisitor<'_>) -
                 "block holds {count} frames ending at seq {last}; its header says {events} ending at {last_seq}"
             )));
         }
-        seen.add(&Block { bytes: Vec::new(), events, first_seq, last_seq });
-        offset = data_end;
+        Ok(header)
+    }
+}
+
+/// Call `f(block_offset, frame, frame_bytes)` for every frame of a compressed segment, in
+/// order, after checking every invariant above. `data` is the whole file; its header has been
+/// checked by the caller.
+pub(crate) fn visit_frames(path: &Path, data: &[u8], f: &mut FrameVisitor<'_>) -> Result<()> {
+    let (end, expected) = read_trailer(path, data)?;
+    let mut reader = BlockReader::new(path)?;
+    let mut seen = Summary::default();
+    let mut offset = FILE_HEADER_BYTES;
+    while offset < end {
+        let at = offset as u64;
+        let after = (seen.blocks > 0).then_some(seen.last_seq);
+        let header = reader
+            .read_block(path, data, offset, end, after, &mut |_, fr, bytes| f(at, fr, bytes))?;
+        seen.add_header(&header);
+        offset = offset.saturating_add(usize::try_from(header.size()).unwrap_or(usize::MAX));
     }
     if seen != expected {
         return Err(Error::corrupt(
@@ -445,6 +558,50 @@ mod tests {
         short.extend_from_slice(&file[trailer_at..]);
         let err = read(&short).unwrap_err();
         assert!(matches!(err, Error::Corrupt { offset, .. } if offset == last_block as u64));
+    }
+
+    #[test]
+    fn the_block_reader_checks_one_block_and_a_reader_can_go_past_a_damaged_one() {
+        let (file, frames) = build(1000, 100);
+        let path = Path::new("c");
+        let (end, summary) = read_trailer(path, &file).unwrap();
+        assert!(summary.blocks >= 2, "{summary:?}");
+        let first = BlockHeader::read(&file, FILE_HEADER_BYTES).unwrap();
+        let second_at = FILE_HEADER_BYTES + first.size() as usize;
+        let mut bad = file.clone();
+        bad[FILE_HEADER_BYTES + BLOCK_HEADER_BYTES + 5] ^= 0x10;
+        let mut reader = BlockReader::new(path).unwrap();
+        let mut got = Vec::new();
+        let err = reader
+            .read_block(path, &bad, FILE_HEADER_BYTES, end, None, &mut |_, _, b| {
+                got.push(b.to_vec());
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupt { offset, reason, .. } if *offset == FILE_HEADER_BYTES as u64 && reason.contains("CRC")),
+            "{err:?}"
+        );
+        assert!(got.is_empty(), "nothing is decompressed from a block whose CRC fails");
+        // The damaged block's length field still leads to the next block, which reads whole.
+        let mut inner_offsets = Vec::new();
+        let second = reader
+            .read_block(path, &bad, second_at, end, Some(first.last_seq), &mut |at, _, b| {
+                inner_offsets.push(at);
+                got.push(b.to_vec());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(second.events as usize, got.len());
+        assert_eq!(inner_offsets[0], 0);
+        assert_eq!(got[0], frames[first.events as usize]);
+        // A block whose seqs go back before the block it follows is refused.
+        let err = reader
+            .read_block(path, &file, second_at, end, Some(second.last_seq + 1), &mut |_, _, _| {
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { offset, .. } if offset == second_at as u64));
     }
 
     #[test]
