@@ -47,6 +47,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 mod commit;
 mod compaction;
 mod db;
@@ -64,6 +65,7 @@ pub mod storage;
 mod txn;
 mod value;
 
+pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
 pub use error::{ConflictKind, Error, Result};
