@@ -119,6 +119,9 @@ impl Database {
 
     fn backup(&self, dir: &Path, base: Option<&Path>) -> Result<BackupReport> {
         let fs = self.fs.as_ref();
+        if dir.as_os_str().is_empty() {
+            return Err(Error::invalid("the backup directory is an empty path"));
+        }
         let base = match base {
             Some(base_dir) => {
                 let base_dir = absolute(base_dir)?;
