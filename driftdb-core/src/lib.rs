@@ -17,6 +17,8 @@
 //!   of a key.
 //! - [`Database::compact_table`] rewrites a table's segments into fewer, zstd-compressed ones
 //!   and keeps every event, so every read answers the same afterwards.
+//! - [`Database::backup_to`] writes a consistent backup while commits go on;
+//!   [`backup::verify`] checks one and [`backup::restore`] restores it, whole or up to a seq.
 //!
 //! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
 //! encrypted, or snapshot-accelerated; those come in later releases.
