@@ -144,6 +144,43 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Write a consistent backup of the database (it stays usable meanwhile) into a new or
+    /// empty directory, with a MANIFEST.json of SHA-256 checksums.
+    Backup {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The backup directory (created if missing; must be empty).
+        #[arg(long, value_name = "PATH")]
+        to: PathBuf,
+        /// An earlier backup: copy only what changed since it (incremental backup).
+        #[arg(long, value_name = "BACKUP")]
+        base: Option<PathBuf>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Verify a backup, then restore it into a new or empty directory, optionally only up to a
+    /// point of history (point-in-time restore).
+    Restore {
+        /// The backup directory.
+        #[arg(long, value_name = "PATH")]
+        from: PathBuf,
+        /// The database directory to create (must be absent or empty).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Restore only up to `@seq:N` or an ISO-8601 time.
+        #[arg(long, value_name = "WHEN")]
+        as_of: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Check every file of a backup (and of its base backups) against its manifest; exit
+    /// status 1 on any missing, extra or damaged file.
+    VerifyBackup {
+        /// The backup directory.
+        path: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 /// `driftdb sql`.

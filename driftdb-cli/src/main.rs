@@ -50,6 +50,13 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
         Command::Migrate { db, migrations, status, .. } => {
             commands::migrate::run(&db.dir, &migrations, status, &mut printer)
         }
+        Command::Backup { db, to, base, .. } => {
+            commands::backup::backup(&db.dir, &to, base.as_deref(), &mut printer)
+        }
+        Command::Restore { from, to, as_of, .. } => {
+            commands::backup::restore(&from, &to, as_of.as_deref(), &mut printer)
+        }
+        Command::VerifyBackup { path, .. } => commands::backup::verify(&path, &mut printer),
         Command::Sql(a) => commands::sql::run(&a, printer),
         Command::Select(a) => commands::query::select(&a, &mut printer),
         Command::Drift(a) => commands::query::drift(&a, &mut printer),
@@ -68,7 +75,10 @@ fn sub_format(command: Option<&Command>) -> Option<args::OutputFormat> {
         | Command::Verify { output, .. }
         | Command::Inspect { output, .. }
         | Command::Stats { output, .. }
-        | Command::Migrate { output, .. } => output,
+        | Command::Migrate { output, .. }
+        | Command::Backup { output, .. }
+        | Command::Restore { output, .. }
+        | Command::VerifyBackup { output, .. } => output,
         Command::Sql(a) => &a.output,
         Command::Select(a) => &a.output,
         Command::Drift(a) => &a.output,

@@ -192,7 +192,7 @@ impl Database {
     }
 
     /// Mark the engine poisoned by `cause` (a write-path failure).
-    fn poison(&self, cause: String) {
+    pub(crate) fn poison(&self, cause: String) {
         self.queue.lock().poisoned.get_or_insert(cause);
         self.poisoned.store(true, Ordering::Release);
     }

@@ -17,6 +17,8 @@
 //!   of a key.
 //! - [`Database::compact_table`] rewrites a table's segments into fewer, zstd-compressed ones
 //!   and keeps every event, so every read answers the same afterwards.
+//! - [`Database::backup_to`] writes a consistent backup while commits go on;
+//!   [`backup::verify`] checks one and [`backup::restore`] restores it, whole or up to a seq.
 //!
 //! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
 //! encrypted, or snapshot-accelerated; those come in later releases.
@@ -47,6 +49,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 mod commit;
 mod compaction;
 mod db;
@@ -64,6 +67,7 @@ pub mod storage;
 mod txn;
 mod value;
 
+pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
 pub use error::{ConflictKind, Error, Result};

@@ -1,5 +1,6 @@
 //! One module per subcommand, and opening a database the way every command does.
 
+pub mod backup;
 pub mod basic;
 pub mod export;
 pub mod import;

@@ -162,14 +162,31 @@ impl<'db> Session<'db> {
                     ],
                 }))
             }
-            Statement::Backup { .. } => {
+            Statement::Backup { path } => {
                 self.no_transaction("BACKUP")?;
-                Err(Error::NotAvailable {
-                    feature: "BACKUP".into(),
-                    detail: "backups arrive with the encryption-and-backups release; \
-                             meanwhile copy the database directory while no process has it open"
-                        .into(),
-                })
+                // A relative path names a directory under the database's `backups/`.
+                let given = std::path::Path::new(path);
+                let dir = if given.is_relative() {
+                    self.db.path().join("backups").join(given)
+                } else {
+                    given.to_path_buf()
+                };
+                let report = self.db.backup_to(&dir)?;
+                let n = |x: u64| driftdb_core::Value::Int(seq_value(x));
+                Ok(Outcome::Done(Done {
+                    statement: "BACKUP",
+                    message: format!(
+                        "backup at seq {} in '{path}': {} files, {} bytes",
+                        report.seq, report.files, report.bytes
+                    ),
+                    committed: None,
+                    details: vec![
+                        ("path".into(), driftdb_core::Value::String(path.clone())),
+                        ("seq".into(), n(report.seq)),
+                        ("files".into(), n(report.files as u64)),
+                        ("bytes".into(), n(report.bytes)),
+                    ],
+                }))
             }
             Statement::CreateTable { .. }
             | Statement::DropTable { .. }

@@ -9,12 +9,20 @@ use driftdb_ql::{Session, next_statement_end, parse_statement};
 pub fn mask_times(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
-            // The compressed size of a compaction depends on the commit times it holds.
-            if let Some(bytes) = map.get("bytes_after").map(|b| b.to_string()) {
+            // Compressed sizes (a compaction's, a backup of compacted files) depend on the
+            // commit times the files hold.
+            let sized = match map.get("statement").and_then(|s| s.as_str()) {
+                Some("COMPACT") => Some("bytes_after"),
+                Some("BACKUP") => Some("bytes"),
+                _ => None,
+            };
+            if let Some(field) = sized
+                && let Some(bytes) = map.get(field).map(|b| b.to_string())
+            {
                 if let Some(serde_json::Value::String(m)) = map.get_mut("message") {
-                    *m = m.replace(&format!(" {bytes} bytes ("), " <bytes> bytes (");
+                    *m = m.replace(&format!(" {bytes} bytes"), " <bytes> bytes");
                 }
-                map.insert("bytes_after".into(), serde_json::Value::String("<bytes>".into()));
+                map.insert(field.into(), serde_json::Value::String("<bytes>".into()));
             }
             for (name, v) in map.iter_mut() {
                 if name == "time" && v.is_string() {
