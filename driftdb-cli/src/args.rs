@@ -128,9 +128,10 @@ pub enum Command {
     Migrate {
         #[command(flatten)]
         db: DbArgs,
-        /// The migrations directory (holds `pending/` and `history.json`).
-        #[arg(long = "dir", default_value = "migrations", value_name = "MIGRATIONS")]
-        migrations: PathBuf,
+        /// The migrations directory (holds `pending/` and `history.json`); by default the
+        /// database's own `migrations/`.
+        #[arg(long = "dir", value_name = "MIGRATIONS")]
+        migrations: Option<PathBuf>,
         /// Only list applied and pending migrations and any problem; apply nothing.
         #[arg(long)]
         status: bool,

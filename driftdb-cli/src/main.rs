@@ -48,6 +48,7 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
         Command::Inspect { path, .. } => commands::inspect::run(&path, &mut printer),
         Command::Stats { db, .. } => commands::stats::run(&db.dir, &mut printer),
         Command::Migrate { db, migrations, status, .. } => {
+            let migrations = migrations.unwrap_or_else(|| db.dir.join("migrations"));
             commands::migrate::run(&db.dir, &migrations, status, &mut printer)
         }
         Command::Backup { db, to, base, .. } => {

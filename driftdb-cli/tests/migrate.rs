@@ -43,3 +43,16 @@ fn migrate_applies_lists_and_refuses_changed_files() {
     assert_code(&out, 1);
     assert!(stderr(&out).contains("has changed"), "{}", stderr(&out));
 }
+
+#[test]
+fn migrate_defaults_to_the_databases_own_migrations_directory() {
+    let t = TestDb::empty();
+    assert_code(&driftdb(&["init", t.d()]), 0);
+    let pending = t.dir.join("migrations").join("pending");
+    std::fs::create_dir_all(&pending).unwrap();
+    std::fs::write(pending.join("0001_t.driftql"), "CREATE TABLE t (pk=id);\n").unwrap();
+    let out = driftdb(&["migrate", "-d", t.d(), "--format", "json"]);
+    assert_code(&out, 0);
+    assert_eq!(json_out(&out)["applied_now"], 1);
+    assert!(t.dir.join("migrations").join("history.json").exists());
+}

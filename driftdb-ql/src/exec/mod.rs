@@ -16,6 +16,7 @@ pub(crate) mod eval;
 mod query;
 mod show;
 mod source;
+mod stats;
 mod write;
 
 use driftdb_core::{AsOf, Database, IsolationLevel, Key, Transaction};
@@ -97,10 +98,10 @@ impl<'db> Session<'db> {
         }
         match statement {
             Statement::Select(select) => {
-                query::select(&self.source(select.as_of)?, select).map(Outcome::Rows)
+                query::select(&self.source(select.as_of)?, select, self.db).map(Outcome::Rows)
             }
             Statement::Explain(select) => {
-                query::explain(&self.source(select.as_of)?, select).map(Outcome::Rows)
+                query::explain(&self.source(select.as_of)?, select, self.db).map(Outcome::Rows)
             }
             Statement::ShowTables { as_of } => {
                 show::tables(&self.source(*as_of)?).map(Outcome::Rows)
@@ -113,7 +114,7 @@ impl<'db> Session<'db> {
             }
             Statement::Analyze { table } => {
                 self.no_transaction("ANALYZE TABLE")?;
-                show::analyze(self.db, table).map(Outcome::Rows)
+                stats::analyze(self.db, table).map(Outcome::Rows)
             }
             Statement::Begin { isolation } => self.begin(*isolation),
             Statement::Commit => self.commit(),

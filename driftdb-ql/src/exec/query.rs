@@ -15,7 +15,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use driftdb_core::{Key, Row, Value};
+use driftdb_core::{Database, Key, Row, Value};
 
 use super::eval::{DocScope, Scope, aggregate_name, describe, eval, number, passes, total_order};
 use super::source::Source;
@@ -25,8 +25,8 @@ use crate::error::Error;
 use crate::outcome::Rows;
 
 /// Run a query.
-pub(crate) fn select(source: &Source<'_, '_>, q: &Select) -> Result<Rows> {
-    Ok(run(source, q)?.rows)
+pub(crate) fn select(source: &Source<'_, '_>, q: &Select, db: &Database) -> Result<Rows> {
+    Ok(run(source, q, db)?.rows)
 }
 
 struct Run {
@@ -35,12 +35,18 @@ struct Run {
     lookup: Option<Key>,
     /// The `field = value` answered through a secondary index, if one was used.
     index_used: Option<(String, Value)>,
+    /// The planner's estimate of rows per value for the index used, from ANALYZE.
+    estimated: Option<f64>,
+    /// The stored statistics consulted: (their seq, live rows then).
+    statistics: Option<(u64, u64)>,
+    /// Why an index that matched was not used.
+    plan_notes: Vec<String>,
     scanned_rows: usize,
     matched_rows: usize,
     groups: Option<usize>,
 }
 
-fn run(source: &Source<'_, '_>, q: &Select) -> Result<Run> {
+fn run(source: &Source<'_, '_>, q: &Select, db: &Database) -> Result<Run> {
     check(q)?;
     let schema = source.schema(&q.table)?;
     let keep = |doc: &Value| match &q.filter {
@@ -50,6 +56,9 @@ fn run(source: &Source<'_, '_>, q: &Select) -> Result<Run> {
     let mut live = 0usize;
     let lookup = q.filter.as_ref().and_then(|f| key_lookup(f, &schema.primary_key));
     let mut index_used = None;
+    let mut estimated = None;
+    let mut statistics = None;
+    let mut plan_notes = Vec::new();
     let matched = match &lookup {
         Some(key) => {
             let mut rows = Vec::new();
@@ -63,9 +72,43 @@ fn run(source: &Source<'_, '_>, q: &Select) -> Result<Run> {
         }
         None => {
             let mut found = None;
-            for (field, value) in equalities(q.filter.as_ref()) {
+            // Index candidates: `field = value` terms on indexed fields. With statistics
+            // from ANALYZE the most selective goes first, and an index whose value matches
+            // half the rows or more is skipped: re-checking that many candidates costs more
+            // than a scan (cost: 2 per candidate, 1 per scanned row).
+            let indexed: Vec<&String> = schema.indexes.iter().flatten().collect();
+            let mut candidates: Vec<(String, Value)> = equalities(q.filter.as_ref())
+                .into_iter()
+                .filter(|(f, _)| indexed.contains(&f))
+                .collect();
+            let stats = if candidates.is_empty() || source.is_transaction() {
+                None
+            } else {
+                super::stats::load(db, &q.table)
+            };
+            if let Some(st) = &stats {
+                statistics = Some((st.seq, st.live_rows));
+                candidates.sort_by(|(a, _), (b, _)| {
+                    let ea = st.rows_per_value(a).unwrap_or(0.0);
+                    let eb = st.rows_per_value(b).unwrap_or(0.0);
+                    ea.total_cmp(&eb)
+                });
+            }
+            for (field, value) in candidates {
+                let estimate = stats.as_ref().and_then(|st| st.rows_per_value(&field));
+                if let (Some(st), Some(e)) = (&stats, estimate)
+                    && 2.0 * e >= st.live_rows as f64
+                {
+                    plan_notes.push(format!(
+                        "index on {field} not used: the statistics estimate {e:.1} of {} \
+                         live row(s) per value, so a scan is cheaper",
+                        st.live_rows
+                    ));
+                    continue;
+                }
                 if let Some(rows) = source.lookup(&q.table, &field, &value)? {
                     found = Some(rows);
+                    estimated = estimate;
                     index_used = Some((field, value));
                     break;
                 }
@@ -107,6 +150,9 @@ fn run(source: &Source<'_, '_>, q: &Select) -> Result<Run> {
         rows: Rows { columns, rows, seq: source.seq() },
         lookup,
         index_used,
+        estimated,
+        statistics,
+        plan_notes,
         scanned_rows: live,
         matched_rows,
         groups,
@@ -538,9 +584,9 @@ fn grouped_rows(q: &Select, matched: &[Row]) -> Result<(Vec<String>, Output, usi
 }
 
 /// `EXPLAIN`: how the query is answered, with the counts of actually running it.
-pub(crate) fn explain(source: &Source<'_, '_>, q: &Select) -> Result<Rows> {
+pub(crate) fn explain(source: &Source<'_, '_>, q: &Select, db: &Database) -> Result<Rows> {
     let schema = source.schema(&q.table)?;
-    let run = run(source, q)?;
+    let run = run(source, q, db)?;
     let mut steps: Vec<(&str, String)> = Vec::new();
     let point = match (q.as_of, source.is_transaction()) {
         (_, true) => format!(
@@ -551,6 +597,15 @@ pub(crate) fn explain(source: &Source<'_, '_>, q: &Select) -> Result<Rows> {
         (Some(_), false) => format!("AS OF seq {}", source.seq()),
     };
     steps.push(("read", format!("table {}, {point}", q.table)));
+    if let Some((seq, live)) = run.statistics {
+        steps.push((
+            "statistics",
+            format!("from ANALYZE TABLE at seq {seq}: {live} live row(s) then"),
+        ));
+    }
+    for note in &run.plan_notes {
+        steps.push(("plan", note.clone()));
+    }
     steps.push((
         "access",
         match (&run.lookup, &run.index_used) {
@@ -558,7 +613,8 @@ pub(crate) fn explain(source: &Source<'_, '_>, q: &Select) -> Result<Rows> {
                 format!("primary-key lookup of {key} ({} live row(s) read)", run.scanned_rows)
             }
             (None, Some((field, value))) => format!(
-                "index lookup {field} = {value}: {} candidate row(s) read, each re-checked",
+                "index lookup {field} = {value}: {}{} candidate row(s) read, each re-checked",
+                run.estimated.map_or(String::new(), |e| format!("estimated {e:.1}, actual ")),
                 run.scanned_rows
             ),
             (None, None) => {
@@ -569,7 +625,11 @@ pub(crate) fn explain(source: &Source<'_, '_>, q: &Select) -> Result<Rows> {
     let filtered = q.filter.as_ref().map(fields_of).unwrap_or_default();
     let unused: Vec<String> =
         schema.indexes.iter().flatten().filter(|field| filtered.contains(field)).cloned().collect();
-    if run.lookup.is_none() && run.index_used.is_none() && !unused.is_empty() {
+    if run.lookup.is_none()
+        && run.index_used.is_none()
+        && run.plan_notes.is_empty()
+        && !unused.is_empty()
+    {
         steps.push((
             "index",
             format!(

@@ -1,5 +1,5 @@
-//! `SHOW TABLES`, `DESCRIBE`, `SHOW DRIFT` and `ANALYZE TABLE`: facts about tables and
-//! history, returned as rows.
+//! `SHOW TABLES`, `DESCRIBE` and `SHOW DRIFT`: facts about tables and history, returned as
+//! rows.
 //!
 //! `SHOW DRIFT` reads committed history (inside a transaction too: pending writes have no seq
 //! yet). A range `BETWEEN a AND b` keeps the events with `a <= seq <= b` when both ends are
@@ -12,7 +12,6 @@ use super::seq_value;
 use super::source::Source;
 use crate::Result;
 use crate::as_of::format_unix_ms;
-use crate::error::Error;
 use crate::outcome::Rows;
 
 fn text(s: impl Into<String>) -> Option<Value> {
@@ -114,58 +113,4 @@ pub(crate) fn drift(
         rows,
         seq: snapshot.seq(),
     })
-}
-
-/// `ANALYZE TABLE t`: statistics of the table now, computed from the data.
-pub(crate) fn analyze(db: &Database, table: &str) -> Result<Rows> {
-    let snapshot = db.read(AsOf::Now)?;
-    let stats = snapshot.stats(table)?;
-    let rows = snapshot.scan(table, |_| true)?;
-    let mut fields: std::collections::BTreeMap<&str, (u64, std::collections::HashSet<String>)> =
-        std::collections::BTreeMap::new();
-    for row in &rows {
-        for (name, value) in row.doc.as_map().into_iter().flatten() {
-            let entry = fields.entry(name.as_str()).or_default();
-            entry.0 += 1;
-            entry.1.insert(value.to_string());
-        }
-    }
-    let (segments, bytes) = segment_files(db, table)?;
-    let mut out = vec![
-        vec![text("table"), text(table)],
-        vec![text("seq"), int(snapshot.seq())],
-        vec![text("live_rows"), int(stats.live_rows)],
-        vec![text("keys"), int(stats.keys)],
-        vec![text("versions"), int(stats.versions)],
-        vec![text("max_versions_per_key"), int(stats.max_versions_per_key)],
-        vec![text("segments"), int(segments)],
-        vec![text("segment_bytes"), int(bytes)],
-    ];
-    for (name, (present, distinct)) in fields {
-        out.push(vec![
-            text(format!("field {name}")),
-            text(format!("present in {present} row(s), {} distinct value(s)", distinct.len())),
-        ]);
-    }
-    Ok(Rows { columns: vec!["statistic".into(), "value".into()], rows: out, seq: snapshot.seq() })
-}
-
-/// The number and total size of the table's segment files.
-fn segment_files(db: &Database, table: &str) -> Result<(u64, u64)> {
-    let dir = db.path().join("tables").join(table).join("segments");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => {
-            return Err(Error::Core(driftdb_core::Error::Io { path: dir, source: e }));
-        }
-    };
-    let (mut count, mut bytes) = (0u64, 0u64);
-    for entry in entries.flatten() {
-        if entry.path().extension().is_some_and(|e| e == "seg") {
-            count += 1;
-            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
-        }
-    }
-    Ok((count, bytes))
 }
