@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 export RUSTDOCFLAGS := -D warnings
 
-.PHONY: build test demo bench bench-time-travel fmt fmt-check clippy doc ci soak fuzz clean
+.PHONY: build test demo example bench bench-time-travel fmt fmt-check clippy doc ci soak fuzz clean
 
 build:
 	$(CARGO) build --workspace --release
@@ -17,8 +17,14 @@ test: fmt-check clippy
 	@scripts/check-test-counts.sh target/test-output.txt
 	$(CARGO) doc --workspace --no-deps
 
-## The main job: a runnable example that embeds the engine and travels through history.
+## The walk-through: build the `driftdb` binary and run scripts/demo.sh with it (a shop whose
+## orders change over time, read now, AS OF a time and a seq, drift, EXPLAIN, snapshot, compact).
 demo:
+	$(CARGO) build --release -q -p driftdb-cli
+	scripts/demo.sh target/release/driftdb
+
+## The embedding example: a program that uses the engine as a library.
+example:
 	$(CARGO) run --release -q -p driftdb-core --example time_travel
 
 bench:
@@ -48,10 +54,12 @@ ci: test
 soak:
 	DRIFTDB_CRASH_TRIALS=2000 PROPTEST_CASES=1000 $(CARGO) test --release -p driftdb-core --test crash_kill --test model
 
-## Fuzz the frame decoder and file checkers (needs `cargo install cargo-fuzz@0.13.2`).
-## New corpus entries land in fuzz/corpus/frame_decode, which CI replays as a test.
+## Fuzz the frame decoder and file checkers, then the DriftQL parser, FUZZ_SECONDS each
+## (needs `cargo install cargo-fuzz@0.13.2`). New corpus entries land in
+## fuzz/corpus/{frame_decode,parse}, which CI replays as tests.
 fuzz:
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run frame_decode -- -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run parse -- -max_total_time=$${FUZZ_SECONDS:-300} -max_len=4096 -timeout=10 -dict=parse.dict
 
 clean:
 	$(CARGO) clean

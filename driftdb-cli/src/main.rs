@@ -1,100 +1,101 @@
-//! The `driftdb` command. This release has `init`, `tables` and `drift`; the full command
-//! set (sql, select, REPL, import/export, ...) arrives with the CLI release.
+//! The `driftdb` command: a database's command-line tool and interactive shell.
+//!
+//! `main` parses the command line (clap exits with code 2 on a usage error), runs the
+//! subcommand, prints its result on standard output in the chosen format, and reports a
+//! failure on standard error with exit code 1 (2 for a usage error found after parsing).
 
-use std::path::PathBuf;
+mod args;
+mod commands;
+mod error;
+mod files;
+mod output;
+mod progress;
+mod records;
+mod repl;
+mod script;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use driftdb_core::{AsOf, Database, Key, Options};
+use clap::Parser;
 
-#[derive(Parser, Debug)]
-#[command(name = "driftdb", version, about = "DriftDB: an append-only, time-travel database")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use args::{Cli, Command, OutputArgs};
+use error::{CliError, CliResult, report};
+use output::{Printer, default_format};
 
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Create a new, empty database in DIR.
-    Init {
-        /// The database directory (created if missing; must be empty or absent).
-        dir: PathBuf,
-    },
-    /// List the tables, now or AS OF a point of history.
-    Tables {
-        /// The database directory.
-        #[arg(short = 'd', long = "data")]
-        dir: PathBuf,
-        /// `@seq:N`, an ISO-8601 time, or `now`.
-        #[arg(long, default_value = "now")]
-        as_of: String,
-    },
-    /// Print every event of one key, one JSON object a line.
-    Drift {
-        /// The database directory.
-        #[arg(short = 'd', long = "data")]
-        dir: PathBuf,
-        /// The table.
-        #[arg(long)]
-        table: String,
-        /// The primary key (a string; an integer key is written as digits).
-        #[arg(long)]
-        key: String,
-    },
-}
-
-fn open_existing(dir: &PathBuf) -> Result<Database, driftdb_core::Error> {
-    Database::open_with(dir, Options { create_if_missing: false, ..Options::default() })
-}
-
-fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    match cli.command {
-        Command::Init { dir } => {
-            if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-                return Err(format!("{} exists and is not empty", dir.display()).into());
-            }
-            let db = Database::open(&dir)?;
-            db.close()?;
-            println!("initialized an empty DriftDB database in {}", dir.display());
-        }
-        Command::Tables { dir, as_of } => {
-            let db = open_existing(&dir)?;
-            let at: AsOf = driftdb_ql::parse_as_of(&as_of)?;
-            for name in db.read(at)?.tables() {
-                println!("{name}");
-            }
-        }
-        Command::Drift { dir, table, key } => {
-            let db = open_existing(&dir)?;
-            let snap = db.read(AsOf::Now)?;
-            let mut events = snap.history(&table, &Key::Str(key.clone()))?;
-            if events.is_empty()
-                && let Ok(int) = key.parse::<i64>()
-            {
-                events = snap.history(&table, &Key::Int(int))?;
-            }
-            for e in events {
-                let line = serde_json::json!({
-                    "seq": e.seq,
-                    "time": driftdb_ql::format_unix_ms(e.unix_ms),
-                    "kind": e.kind.name(),
-                    "payload": serde_json::Value::from(&e.payload),
-                    "document": e.document.as_ref().map(serde_json::Value::from),
-                });
-                println!("{line}");
-            }
-        }
+fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
+    let mut printer = Printer::stdout(format);
+    let Some(command) = cli.command else {
+        return match cli.dir {
+            Some(dir) => repl::run(&dir, format),
+            None => Err(CliError::Usage(
+                "nothing to do: give a command (see `driftdb --help`), or `-d DIR` for the shell"
+                    .into(),
+            )),
+        };
+    };
+    if cli.dir.is_some() {
+        return Err(CliError::Usage(
+            "-d DIR goes after the command (driftdb sql -d DIR ...); before it, it starts the shell"
+                .into(),
+        ));
     }
-    Ok(())
+    match command {
+        Command::Init { dir, .. } => commands::basic::init(&dir, &mut printer),
+        Command::Tables { db, as_of, .. } => commands::basic::tables(&db.dir, &as_of, &mut printer),
+        Command::Import(a) => commands::import::run(&a, &mut printer),
+        Command::Export(a) => commands::export::run(&a, &mut printer),
+        Command::Verify { db, .. } => commands::verify::run(&db.dir, &mut printer),
+        Command::Inspect { path, .. } => commands::inspect::run(&path, &mut printer),
+        Command::Stats { db, .. } => commands::stats::run(&db.dir, &mut printer),
+        Command::Migrate { db, migrations, status, .. } => {
+            commands::migrate::run(&db.dir, &migrations, status, &mut printer)
+        }
+        Command::Sql(a) => commands::sql::run(&a, printer),
+        Command::Select(a) => commands::query::select(&a, &mut printer),
+        Command::Drift(a) => commands::query::drift(&a, &mut printer),
+        Command::Snapshot(a) => commands::query::maintain(&a, false, &mut printer),
+        Command::Compact(a) => commands::query::maintain(&a, true, &mut printer),
+        Command::Repl { db, .. } => repl::run(&db.dir, format),
+    }
+}
+
+/// The `--format` given after the subcommand, if any.
+fn sub_format(command: Option<&Command>) -> Option<args::OutputFormat> {
+    let output: &OutputArgs = match command? {
+        Command::Init { output, .. }
+        | Command::Tables { output, .. }
+        | Command::Repl { output, .. }
+        | Command::Verify { output, .. }
+        | Command::Inspect { output, .. }
+        | Command::Stats { output, .. }
+        | Command::Migrate { output, .. } => output,
+        Command::Sql(a) => &a.output,
+        Command::Select(a) => &a.output,
+        Command::Drift(a) => &a.output,
+        Command::Snapshot(a) | Command::Compact(a) => &a.output,
+        Command::Import(_) | Command::Export(_) => return None,
+    };
+    output.format
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let format = sub_format(cli.command.as_ref()).or(cli.format).unwrap_or_else(default_format);
+    match run(cli, format) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("driftdb: {e}");
-            ExitCode::from(1)
+            report(&e, format);
+            ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

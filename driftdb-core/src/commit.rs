@@ -1,6 +1,7 @@
 //! The commit pipeline: validation, seq assignment, group commit, and checkpoints.
 //!
-//! 1. Under the writer lock a transaction is validated against the latest state (pending
+//! 1. Under the writer lock a transaction passes the conflict checks of its isolation level
+//!    ([`crate::isolation`]) and is validated against the latest state (pending
 //!    commits included), given the next seq and a timestamp that never decreases, encoded
 //!    (WAL record and segment frames), installed in the in-memory state (invisible to
 //!    readers until durable) and queued. Seqs enter the queue in order.
@@ -26,9 +27,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::db::{CommitInfo, Database};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::isolation::{self, IsolationLevel, ReadSet};
 use crate::schema::{TableMeta, TableSchema};
 use crate::state::{Change, State};
-use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, SegmentPos};
+use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet, SegmentPos};
 use crate::storage::frame::{
     FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
 };
@@ -47,6 +49,21 @@ const LEADER_EXTRA_BATCHES: usize = 2;
 pub(crate) struct WriterState {
     pub last_seq: u64,
     pub last_ms: u64,
+}
+
+/// A transaction handed to [`Database::commit_events`].
+#[derive(Debug)]
+pub(crate) struct TxnCommit {
+    pub events: Vec<Event>,
+    /// The changes validated as the events were added.
+    pub checked: Vec<Change>,
+    /// The seq all of `checked` was validated against, when it was one seq.
+    pub checked_at: Option<u64>,
+    /// The last durable seq when the transaction began.
+    pub start_seq: u64,
+    pub isolation: IsolationLevel,
+    /// What a SERIALIZABLE transaction read.
+    pub reads: Option<ReadSet>,
 }
 
 /// A commit waiting for its batch to be made durable.
@@ -132,6 +149,9 @@ pub(crate) struct IoState {
     pub segments: BTreeMap<String, SegmentWriter>,
     /// Rotated-away segments with writes not yet fsynced.
     pub rotated: Vec<Box<dyn FsFile>>,
+    /// The compacted set of each compacted table, recorded by every checkpoint
+    /// (see [`crate::compaction`]).
+    pub compacted: BTreeMap<String, CompactedSet>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -181,7 +201,12 @@ pub(crate) fn create_dir_durable(fs: &dyn Fs, dir: &Path) -> Result<()> {
         return Ok(());
     }
     fs.create_dir(dir).map_err(io_err(dir))?;
-    let parent = dir.parent().unwrap_or(Path::new("/"));
+    // A relative name like `mydata` has the empty path as its parent: the current directory.
+    let parent = match dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("/"),
+    };
     fs.sync_dir(parent).map_err(io_err(parent))
 }
 
@@ -286,7 +311,9 @@ impl IoState {
                 writer.file.sync().map_err(|e| Error::io(&path, e))?;
                 writer.dirty = false;
             }
-            tables.insert(name.clone(), SegmentPos { segment: writer.id, len: writer.file.len() });
+            let compacted = self.compacted.get(name).copied();
+            let pos = SegmentPos { segment: writer.id, len: writer.file.len(), compacted };
+            tables.insert(name.clone(), pos);
         }
         let cp = Checkpoint { seq, unix_ms, tables };
         let path = db.root.join(CHECKPOINT_FILE);
@@ -315,15 +342,18 @@ impl Database {
         }
     }
 
-    /// Validate, sequence, log durably and apply a transaction's events. `checked` holds the
-    /// changes validated as the events were added, against the state at `read_seq`: they are
-    /// reused when nothing was committed since, and recomputed otherwise.
-    pub(crate) fn commit_events(
-        &self,
-        events: Vec<Event>,
-        checked: Vec<Change>,
-        read_seq: u64,
-    ) -> Result<CommitInfo> {
+    /// Check, validate, sequence, log durably and apply a transaction's events.
+    ///
+    /// Under the writer lock, so that no other commit can come between the checks and the seq
+    /// this one gets: the conflict checks of the isolation level against every commit after the
+    /// start seq (skipped when there was none), then validation. The changes validated as the
+    /// events were added are reused when they still hold (nothing committed since the seq they
+    /// were validated against, or the conflict checks passed), and recomputed against the
+    /// latest state otherwise — under READ COMMITTED, where a PATCH is merged into the latest
+    /// version. The lock is released before waiting for the fsync, so group commit keeps
+    /// batching.
+    pub(crate) fn commit_events(&self, txn: TxnCommit) -> Result<CommitInfo> {
+        let TxnCommit { events, checked, checked_at, start_seq, isolation, reads } = txn;
         if events.is_empty() {
             let seq = self.last_seq();
             let unix_ms = self.commit_time(seq).unwrap_or(0);
@@ -331,11 +361,34 @@ impl Database {
         }
         self.check_poison()?;
         let mut writer = self.writer.lock();
-        let changes = if writer.last_seq == read_seq && checked.len() == events.len() {
-            checked
-        } else {
-            self.state.read().prepare(&events)?
+        let changes = (|| {
+            let state = self.state.read();
+            let checks = isolation != IsolationLevel::ReadCommitted
+                && !self.hooks.conflict_checks_off.load(Ordering::Relaxed);
+            if checks && writer.last_seq != start_seq {
+                isolation::validate(&state, start_seq, &events, reads.as_ref())?;
+            }
+            // The changes were computed at `checked_at`. They still hold when nothing committed
+            // since; and, once the conflict checks passed, when nothing changed the keys and
+            // tables written since the start seq they were computed at (a change depends only
+            // on its key's document and its table's schema).
+            let current = checked_at == Some(writer.last_seq) || checks;
+            if current && checked.len() == events.len() {
+                Ok(checked)
+            } else {
+                let prepared = state.prepare(&events);
+                prepared.map_err(|e| isolation::revalidation_error(e, &state, start_seq))
+            }
+        })();
+        let changes = match changes {
+            Ok(changes) => changes,
+            Err(error) => {
+                drop(writer);
+                return Err(self.settle_conflict(error));
+            }
         };
+        #[cfg(feature = "test-hooks")]
+        self.hooks.at(crate::hooks::CommitPoint::Validated);
         let count = events.len();
         let seq = writer.last_seq + 1;
         let unix_ms = now_ms().max(writer.last_ms);
@@ -353,8 +406,23 @@ impl Database {
         writer.last_ms = unix_ms;
         self.queue.lock().pending.push(pending);
         drop(writer);
+        #[cfg(feature = "test-hooks")]
+        self.hooks.at(crate::hooks::CommitPoint::Queued);
         self.wait_durable(seq)?;
         Ok(CommitInfo { seq, unix_ms, events: count })
+    }
+
+    /// A transaction that lost to a commit which is not durable yet waits until it is (as a
+    /// PostgreSQL writer waits for the transaction holding its row) before it reports the
+    /// conflict: a retry begun right after then sees the winner, instead of losing to it again.
+    fn settle_conflict(&self, error: Error) -> Error {
+        if let Error::Conflict { seq, .. } = &error
+            && *seq > self.last_seq()
+            && let Err(failure) = self.wait_durable(*seq)
+        {
+            return failure;
+        }
+        error
     }
 
     fn encode(&self, seq: u64, unix_ms: u64, events: &[Event]) -> Result<Pending> {

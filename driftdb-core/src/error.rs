@@ -2,6 +2,8 @@
 //!
 //! Variants are grouped by what the caller can do about them:
 //! - **the request was refused** (bad input, a constraint): fix the input; nothing was written;
+//! - **the transaction lost a race** with a concurrent one ([`Error::Conflict`]): nothing was
+//!   written; run the whole transaction again ([`Error::is_retryable`]);
 //! - **the environment is in the way** (lock held, I/O failure, engine poisoned): act on the
 //!   environment (close the other process, free disk space, reopen the database);
 //! - **the data on disk is damaged or foreign**: run `driftdb verify`, restore from a backup.
@@ -80,6 +82,31 @@ pub enum Error {
         reason: String,
     },
 
+    // ---- The transaction lost a race; nothing was written: run it again. -------------------
+    /// A transaction that committed after this one's snapshot changed something this one
+    /// wrote or (under [`IsolationLevel::Serializable`](crate::IsolationLevel)) read, so
+    /// committing it would break its isolation level. Nothing of the transaction was applied.
+    ///
+    /// Retry: begin a new transaction and run the whole of it again (its reads included: the
+    /// decisions it made may depend on what changed). [`Error::is_retryable`] is true.
+    #[error(
+        "transaction conflict: {} was changed at seq {seq} by a transaction that committed \
+         after this one began at seq {read_seq}; nothing was applied, retry the transaction",
+        conflict_subject(*kind, table, key.as_ref())
+    )]
+    Conflict {
+        /// What of this transaction the concurrent change touched.
+        kind: ConflictKind,
+        /// The table involved.
+        table: String,
+        /// The key involved; `None` when it is the table (its schema, or a scan of it).
+        key: Option<Key>,
+        /// The seq this transaction began at ([`Transaction::read_seq`](crate::Transaction)).
+        read_seq: u64,
+        /// The seq of the concurrent change (the last one, when there were several).
+        seq: u64,
+    },
+
     // ---- The environment is in the way. ----------------------------------------------------
     /// Another process (or another handle in this one) holds the database's lock.
     #[error(
@@ -144,7 +171,52 @@ pub enum Error {
     },
 }
 
+/// What part of a transaction a concurrent commit changed (see [`Error::Conflict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConflictKind {
+    /// A row this transaction writes (INSERT, PATCH, SOFT_DELETE), or the schema of a table it
+    /// writes to or alters: first committer wins (REPEATABLE READ, SERIALIZABLE). Under READ
+    /// COMMITTED: a write that no longer applies to the latest state (its key was inserted or
+    /// deleted, or its table changed, by a commit that came first).
+    Write,
+    /// A row this transaction read with `get` (SERIALIZABLE), or the schema of a table it read.
+    Read,
+    /// A table this transaction scanned (SERIALIZABLE): any change to any of its rows counts.
+    Scan,
+    /// The list of tables, which this transaction read (SERIALIZABLE).
+    TableList,
+}
+
+fn conflict_subject(kind: ConflictKind, table: &str, key: Option<&Key>) -> String {
+    match (kind, key) {
+        (ConflictKind::Write, Some(key)) => {
+            format!("the row {key} of table `{table}`, which this transaction writes,")
+        }
+        (ConflictKind::Write, None) => {
+            format!("table `{table}`, whose schema or rows this transaction changes,")
+        }
+        (ConflictKind::Read, Some(key)) => {
+            format!("the row {key} of table `{table}`, which this transaction read,")
+        }
+        (ConflictKind::Read, None) => {
+            format!("the schema of table `{table}`, which this transaction read,")
+        }
+        (ConflictKind::Scan, _) => format!("table `{table}`, which this transaction scanned,"),
+        (ConflictKind::TableList, _) => {
+            format!("the list of tables (table `{table}`), which this transaction read,")
+        }
+    }
+}
+
 impl Error {
+    /// True when the transaction failed only because a concurrent one committed first
+    /// ([`Error::Conflict`]): nothing was applied, and running the whole transaction again
+    /// may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
     /// True when the request itself was refused and retrying it unchanged will fail again.
     pub fn is_user_error(&self) -> bool {
         matches!(

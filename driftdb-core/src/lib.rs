@@ -9,9 +9,14 @@
 //!   [`Transaction`] and committed atomically across tables with one database-wide `seq`.
 //! - A commit returns only after its write-ahead-log record is fsynced; concurrent commits share
 //!   one fsync.
+//! - Transactions run at an [`IsolationLevel`]: READ COMMITTED, REPEATABLE READ (the default:
+//!   snapshot isolation, first committer wins) or SERIALIZABLE. Readers never block; a
+//!   transaction that loses a race fails at commit with the retryable [`Error::Conflict`].
 //! - Reads see one fixed seq: the latest ([`AsOf::Now`]), a past seq ([`AsOf::Seq`]) or the last
 //!   commit at or before a time ([`AsOf::UnixMs`]); [`Snapshot::history`] lists every event
 //!   of a key.
+//! - [`Database::compact_table`] rewrites a table's segments into fewer, zstd-compressed ones
+//!   and keeps every event, so every read answers the same afterwards.
 //!
 //! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
 //! encrypted, or snapshot-accelerated; those come in later releases.
@@ -43,10 +48,13 @@
 //! ```
 
 mod commit;
+mod compaction;
 mod db;
 mod error;
 mod event;
+mod hooks;
 mod index;
+mod isolation;
 pub mod limits;
 mod msgpack;
 mod recovery;
@@ -56,11 +64,16 @@ pub mod storage;
 mod txn;
 mod value;
 
+pub use compaction::CompactionReport;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
-pub use error::{Error, Result};
+pub use error::{ConflictKind, Error, Result};
 pub use event::ChangeKind;
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub use hooks::{CommitHook, CommitPoint};
+pub use isolation::IsolationLevel;
 pub use schema::{ColumnDef, TableSchema};
-pub use txn::{IsolationLevel, Transaction};
+pub use txn::Transaction;
 pub use value::{Key, Map, Value, from_value, to_value};
 
 #[cfg(test)]
@@ -70,5 +83,7 @@ mod tests {
     #[test]
     fn database_is_send_and_sync() {
         assert_send_sync::<crate::Database>();
+        // A transaction can be handed to another thread (scoped: it borrows the database).
+        assert_send_sync::<crate::Transaction<'static>>();
     }
 }

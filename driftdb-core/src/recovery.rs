@@ -5,7 +5,8 @@
 //! | directory missing or empty | a new database is created (unless `create_if_missing` is off) |
 //! | another handle holds `LOCK` | [`Error::Locked`] |
 //! | segment bytes past the checkpointed length, or segments newer than it | cut off / removed, then rebuilt from the WAL (they were never the only copy) |
-//! | damage inside the checkpointed part of a segment | [`Error::Corrupt`] with file and offset; the database does not open |
+//! | segment files outside the live set the checkpoint names (retired by a compaction, or from a compaction that never switched, `.tmp` files) | removed (see [`crate::compaction`]) |
+//! | damage inside the checkpointed part of a segment, a missing live segment, overlapping segments | [`Error::Corrupt`] with file and offset; the database does not open |
 //! | torn WAL tail (no valid batch after the damage) | truncated: it was never acknowledged |
 //! | damaged WAL batch followed by a valid one | [`Error::Corrupt`] with file and offset |
 //! | WAL transactions after the checkpoint | replayed into the state and the segments, then a checkpoint |
@@ -27,9 +28,11 @@ use crate::error::{Error, Result};
 use crate::event::{Event, TxnRecord};
 use crate::schema::validate_table_name;
 use crate::state::State;
-use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint};
+use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet};
+use crate::storage::frame::FILE_HEADER_BYTES;
 use crate::storage::fs::{Fs, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
+use crate::storage::segment_set;
 use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
 
 /// Entries a database directory may hold before its CHECKPOINT exists (a torn `init`; a
@@ -42,13 +45,24 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 }
 
 pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
+    // A relative path is fixed against the current directory now, so the handle keeps
+    // naming the same files if the process changes directory later.
+    let absolute;
+    let root = if root.is_relative() {
+        let cwd = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+        absolute = cwd.join(root);
+        absolute.as_path()
+    } else {
+        root
+    };
     let fs = options.fs.clone();
     let fs: &dyn Fs = fs.as_ref();
     if !fs.exists(root) {
         if !options.create_if_missing {
             return Err(Error::NotADatabase { path: root.to_path_buf() });
         }
-        let missing: Vec<&Path> = root.ancestors().take_while(|p| !fs.exists(p)).collect();
+        let missing: Vec<&Path> =
+            root.ancestors().take_while(|p| !p.as_os_str().is_empty() && !fs.exists(p)).collect();
         for dir in missing.into_iter().rev() {
             create_dir_durable(fs, dir)?;
         }
@@ -75,7 +89,7 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
     let wal_path = root.join(WAL_DIR).join(WAL_FILE);
     let wal_data = fs.read(&wal_path).map_err(io_at(&wal_path))?;
     let scan = wal::scan(&wal_path, &wal_data)?;
-    let (state, segments) = load_segments(fs, root, &cp)?;
+    let (state, segments, compacted) = load_segments(fs, root, &cp)?;
     if scan.torn.is_some() {
         fs.truncate(&wal_path, scan.valid_len).map_err(io_at(&wal_path))?;
     }
@@ -95,10 +109,13 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
             wal: wal_file,
             segments,
             rotated: Vec::new(),
+            compacted,
         }),
+        compaction: Mutex::new(()),
         closed: AtomicBool::new(false),
         poisoned: AtomicBool::new(false),
         open_txns: std::sync::atomic::AtomicUsize::new(0),
+        hooks: crate::hooks::Hooks::default(),
         _lock: lock,
     };
     let replayed = replay_wal(&db, &wal_path, scan.txns)?;
@@ -124,10 +141,12 @@ fn init(fs: &dyn Fs, root: &Path) -> Result<()> {
     write_atomic(fs, &path, &Checkpoint::default().encode()?).map_err(io_at(&path))
 }
 
-type Loaded = (State, BTreeMap<String, SegmentWriter>);
+/// The rebuilt state, each checkpointed table's open segment, and each compacted table's set.
+type Loaded = (State, BTreeMap<String, SegmentWriter>, BTreeMap<String, CompactedSet>);
 
-/// Read the trusted part of every segment, cut off the rest, and rebuild the state up to the
-/// checkpoint seq.
+/// Read the live segments of every table (see [`crate::storage::segment_set`]), rebuild the
+/// state up to the checkpoint seq, and only then cut untrusted tails and remove stray files,
+/// so that a refused open changes no file.
 fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
     let tables_dir = root.join("tables");
     let names = fs.list(&tables_dir).map_err(io_at(&tables_dir))?;
@@ -139,61 +158,56 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         ));
     }
     let mut by_seq: BTreeMap<u64, (u64, Vec<Event>)> = BTreeMap::new();
-    let mut writers = BTreeMap::new();
+    let mut cuts: Vec<(PathBuf, u64)> = Vec::new();
+    let mut strays: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    let mut open_segments: Vec<(String, u32, PathBuf)> = Vec::new();
+    let mut compacted = BTreeMap::new();
     for name in names {
         let seg_dir = table_dir(root, &name).join(SEGMENTS_DIR);
         if validate_table_name(&name).is_err() || !fs.is_dir(&seg_dir) {
             continue;
         }
         let pos = cp.tables.get(&name);
-        let mut ids: Vec<u32> = fs
-            .list(&seg_dir)
-            .map_err(io_at(&seg_dir))?
-            .iter()
-            .filter_map(|n| segment::parse_segment_name(n))
-            .collect();
-        ids.sort_unstable();
-        let mut removed = false;
-        let mut expected = 1;
-        for id in ids {
-            let path = seg_dir.join(segment::segment_name(id));
-            let Some(pos) = pos.filter(|p| id <= p.segment) else {
-                // Written after the checkpoint: the WAL holds all of it.
-                fs.remove_file(&path).map_err(io_at(&path))?;
-                removed = true;
-                continue;
-            };
-            if id != expected {
+        let files = segment_set::table_files(fs, &seg_dir, pos)?;
+        let mut table_last_seq: Option<u64> = None;
+        for file in &files.live {
+            let path = &file.path;
+            let data = fs.read(path).map_err(io_at(path))?;
+            let trusted = file.trusted_len.unwrap_or(data.len() as u64);
+            let events = segment::scan(path, &name, &data, trusted)?;
+            if let (Some(previous), Some(first)) = (table_last_seq, events.first())
+                && first.seq <= previous
+            {
                 return Err(Error::corrupt(
-                    seg_dir.join(segment::segment_name(expected)),
-                    0,
-                    "segment file is missing",
+                    path,
+                    FILE_HEADER_BYTES as u64,
+                    format!(
+                        "seq {} follows seq {previous} of the previous segment: segments overlap",
+                        first.seq
+                    ),
                 ));
             }
-            expected += 1;
-            let data = fs.read(&path).map_err(io_at(&path))?;
-            let trusted = if id == pos.segment { pos.len } else { data.len() as u64 };
-            for ev in segment::scan(&path, &name, &data, trusted)? {
+            table_last_seq = events.last().map(|e| e.seq).or(table_last_seq);
+            for ev in events {
                 let entry = by_seq.entry(ev.seq).or_insert((ev.unix_ms, Vec::new()));
                 if entry.0 != ev.unix_ms {
-                    return Err(Error::corrupt(&path, 0, format!("seq {} has two times", ev.seq)));
+                    return Err(Error::corrupt(path, 0, format!("seq {} has two times", ev.seq)));
                 }
                 entry.1.push(ev.event);
             }
             if data.len() as u64 > trusted {
-                fs.truncate(&path, trusted).map_err(io_at(&path))?;
+                cuts.push((path.clone(), trusted));
             }
         }
-        if removed {
-            fs.sync_dir(&seg_dir).map_err(io_at(&seg_dir))?;
+        if !files.strays.is_empty() {
+            strays.push((seg_dir.clone(), files.strays));
         }
         if let Some(pos) = pos {
             let path = seg_dir.join(segment::segment_name(pos.segment));
-            if expected != pos.segment + 1 {
-                return Err(Error::corrupt(&path, 0, "segment named by the checkpoint is missing"));
+            open_segments.push((name.clone(), pos.segment, path));
+            if let Some(set) = pos.compacted {
+                compacted.insert(name.clone(), set);
             }
-            let file = fs.open_append(&path, false).map_err(io_at(&path))?;
-            writers.insert(name.clone(), SegmentWriter::new(pos.segment, file, false));
         }
     }
     let mut state = State::default();
@@ -216,7 +230,22 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             ),
         ));
     }
-    Ok((state, writers))
+    // Everything checked: cut the untrusted tails (the WAL holds them) and remove the strays.
+    for (path, len) in cuts {
+        fs.truncate(&path, len).map_err(io_at(&path))?;
+    }
+    for (dir, paths) in strays {
+        for path in paths {
+            fs.remove_file(&path).map_err(io_at(&path))?;
+        }
+        fs.sync_dir(&dir).map_err(io_at(&dir))?;
+    }
+    let mut writers = BTreeMap::new();
+    for (name, id, path) in open_segments {
+        let file = fs.open_append(&path, false).map_err(io_at(&path))?;
+        writers.insert(name, SegmentWriter::new(id, file, false));
+    }
+    Ok((state, writers, compacted))
 }
 
 /// Apply the WAL's transactions that the segments do not hold yet. Returns whether any was.

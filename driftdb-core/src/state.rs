@@ -45,6 +45,8 @@ pub(crate) struct TableState {
     pub schemas: Vec<SchemaVersion>,
     /// Most keys have one version: the first is stored inline.
     pub rows: BTreeMap<Key, SmallVec<[Version; 1]>>,
+    /// The seq of the last change to the table: a row or the schema (for conflict checks).
+    pub changed_seq: u64,
     /// The declared secondary indexes, kept in step with `rows` (see `index.rs`).
     pub indexes: Vec<FieldIndex>,
 }
@@ -55,6 +57,8 @@ pub(crate) struct State {
     pub tables: BTreeMap<String, TableState>,
     /// `commit_ms[i]` is the commit time of seq `i + 1`.
     pub commit_ms: Vec<u64>,
+    /// The seq of the last CREATE, ALTER or DROP, and its table (for conflict checks).
+    pub last_ddl: (u64, String),
 }
 
 /// A validated change, ready to install at a seq.
@@ -66,7 +70,8 @@ pub(crate) struct Change {
     pub schema: Option<Arc<TableSchema>>,
 }
 
-/// What a transaction has changed so far, on top of the state at `base_seq`.
+/// What a transaction has changed so far. Its events are validated against the state at
+/// `base_seq` plus these changes; reads pass the seq they read at (see [`State::overlay_doc`]).
 #[derive(Debug)]
 pub(crate) struct Overlay {
     pub base_seq: u64,
@@ -109,6 +114,23 @@ impl TableState {
 }
 
 impl State {
+    /// The seq of the last change (in any incarnation) to `key` of `table`; 0 if none.
+    /// Pending commits count: they are ordered before any transaction still validating.
+    pub fn key_changed_seq(&self, table: &str, key: &Key) -> u64 {
+        let versions = self.tables.get(table).and_then(|t| t.rows.get(key));
+        versions.and_then(|v| v.last()).map_or(0, |v| v.seq)
+    }
+
+    /// The seq of the last CREATE, ALTER or DROP of `table`; 0 if none.
+    pub fn schema_changed_seq(&self, table: &str) -> u64 {
+        self.tables.get(table).and_then(|t| t.schemas.last()).map_or(0, |s| s.seq)
+    }
+
+    /// The seq of the last change to `table`: any row, or its schema; 0 if none.
+    pub fn table_changed_seq(&self, table: &str) -> u64 {
+        self.tables.get(table).map_or(0, |t| t.changed_seq)
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.commit_ms.len() as u64
     }
@@ -129,33 +151,45 @@ impl State {
             .ok_or_else(|| Error::NoSuchTable { table: name.to_owned() })
     }
 
-    fn overlay_schema(&self, overlay: &Overlay, table: &str) -> Option<Arc<TableSchema>> {
+    fn overlay_schema(&self, overlay: &Overlay, seq: u64, table: &str) -> Option<Arc<TableSchema>> {
         match overlay.tables.get(table) {
             Some(schema) => schema.clone(),
-            None => self.tables.get(table)?.schema_at(overlay.base_seq)?.schema.clone(),
+            None => self.tables.get(table)?.schema_at(seq)?.schema.clone(),
         }
     }
 
-    /// The live document of a key as the transaction sees it.
-    pub fn overlay_doc(&self, overlay: &Overlay, table: &str, key: &Key) -> Option<Arc<Value>> {
+    /// The live document of a key as the transaction sees it: its own write, else the state at
+    /// `seq` (the transaction's snapshot, or under READ COMMITTED the latest commit).
+    pub fn overlay_doc(
+        &self,
+        overlay: &Overlay,
+        seq: u64,
+        table: &str,
+        key: &Key,
+    ) -> Option<Arc<Value>> {
         if let Some(doc) = overlay.rows.get(table).and_then(|rows| rows.get(key)) {
             return doc.clone();
         }
         if overlay.fresh_tables.contains(table) {
             return None;
         }
-        self.tables.get(table)?.doc_at(key, overlay.base_seq).cloned()
+        self.tables.get(table)?.doc_at(key, seq).cloned()
     }
 
-    /// Every live row of `table` as the transaction sees it, in primary-key order.
-    pub fn overlay_rows(&self, overlay: &Overlay, table: &str) -> Result<Vec<(Key, Arc<Value>)>> {
-        self.overlay_schema_of(overlay, table)?;
+    /// Every live row of `table` as the transaction sees it (at `seq`), in primary-key order.
+    pub fn overlay_rows(
+        &self,
+        overlay: &Overlay,
+        seq: u64,
+        table: &str,
+    ) -> Result<Vec<(Key, Arc<Value>)>> {
+        self.overlay_schema_of(overlay, seq, table)?;
         let mut rows: BTreeMap<Key, Arc<Value>> = BTreeMap::new();
         if !overlay.fresh_tables.contains(table)
             && let Some(t) = self.tables.get(table)
         {
             for key in t.rows.keys() {
-                if let Some(doc) = t.doc_at(key, overlay.base_seq) {
+                if let Some(doc) = t.doc_at(key, seq) {
                     rows.insert(key.clone(), doc.clone());
                 }
             }
@@ -171,12 +205,12 @@ impl State {
         Ok(rows.into_iter().collect())
     }
 
-    /// Names of the tables live as the transaction sees them.
-    pub fn overlay_tables(&self, overlay: &Overlay) -> Vec<String> {
+    /// Names of the tables live as the transaction sees them (at `seq`).
+    pub fn overlay_tables(&self, overlay: &Overlay, seq: u64) -> Vec<String> {
         let mut names: std::collections::BTreeSet<String> = self
             .tables
             .iter()
-            .filter(|(_, t)| t.schema_at(overlay.base_seq).is_some())
+            .filter(|(_, t)| t.schema_at(seq).is_some())
             .map(|(name, _)| name.clone())
             .collect();
         for (name, schema) in &overlay.tables {
@@ -189,9 +223,14 @@ impl State {
         names.into_iter().collect()
     }
 
-    /// Whether the table is live as the transaction sees it.
-    pub fn overlay_schema_of(&self, overlay: &Overlay, table: &str) -> Result<Arc<TableSchema>> {
-        self.overlay_schema(overlay, table)
+    /// The schema of the table as the transaction sees it (at `seq`), if it is live.
+    pub fn overlay_schema_of(
+        &self,
+        overlay: &Overlay,
+        seq: u64,
+        table: &str,
+    ) -> Result<Arc<TableSchema>> {
+        self.overlay_schema(overlay, seq, table)
             .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })
     }
 
@@ -199,13 +238,14 @@ impl State {
     /// and return the change it makes. Nothing is modified on error.
     pub fn check(&self, overlay: &mut Overlay, event: &Event) -> Result<Change> {
         let table: &str = &event.table;
+        let seq = overlay.base_seq;
         let mut change =
             Change { kind: event.kind, payload: event.body.clone(), doc: None, schema: None };
         match event.kind {
             EventType::CreateTable | EventType::AlterTable => {
                 let schema: TableSchema = crate::value::from_value(&event.body)?;
                 schema.validate()?;
-                let current = self.overlay_schema(overlay, table);
+                let current = self.overlay_schema(overlay, seq, table);
                 if event.kind == EventType::CreateTable {
                     if current.is_some() {
                         return Err(Error::TableExists { table: table.to_owned() });
@@ -227,14 +267,14 @@ impl State {
                 change.schema = Some(schema);
             }
             EventType::DropTable => {
-                self.overlay_schema_of(overlay, table)?;
+                self.overlay_schema_of(overlay, seq, table)?;
                 overlay.tables.insert(table.to_owned(), None);
             }
             EventType::Insert | EventType::Patch | EventType::SoftDelete => {
-                let schema = self.overlay_schema_of(overlay, table)?;
+                let schema = self.overlay_schema_of(overlay, seq, table)?;
                 let key = event.key.clone().ok_or_else(|| Error::invalid("event without a key"))?;
                 key.check_size()?;
-                let current = self.overlay_doc(overlay, table, &key);
+                let current = self.overlay_doc(overlay, seq, table, &key);
                 let new_doc = match event.kind {
                     EventType::Insert => {
                         // The encoded [key, body] bounds the document's own encoded size.
@@ -322,8 +362,12 @@ impl State {
             let Some(table) = self.tables.get_mut(&*event.table) else {
                 return Err(Error::NoSuchTable { table: event.table.to_string() });
             };
+            table.changed_seq = seq;
             match change.kind {
                 EventType::CreateTable | EventType::AlterTable | EventType::DropTable => {
+                    if self.last_ddl.0 != seq || self.last_ddl.1 != *event.table {
+                        self.last_ddl = (seq, event.table.to_string());
+                    }
                     if change.kind == EventType::CreateTable
                         && table.schemas.last().is_some_and(|s| s.seq == seq)
                     {

@@ -1,31 +1,27 @@
-//! Transactions: events buffered in memory, validated as they are added (against the state at
-//! the transaction's start plus its own writes) and again at commit (against the latest state),
-//! then committed atomically with one seq.
+//! Transactions: events buffered in memory, validated as they are added (against the state the
+//! transaction reads plus its own writes) and again at commit (against the latest state, after
+//! the conflict checks of its isolation level: see [`crate::isolation`]), then committed
+//! atomically with one seq.
+//!
+//! Reads take the state's shared lock for the duration of one read and never wait for a
+//! transaction; what they see is chosen by the [`IsolationLevel`]. SERIALIZABLE reads are
+//! recorded in a [`ReadSet`] for the commit to validate.
 
 use std::fmt;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::commit::TxnCommit;
 use crate::db::{CommitInfo, Database, Row};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::isolation::{IsolationLevel, ReadSet};
 use crate::schema::{TableSchema, validate_table_name};
 use crate::state::{Change, Overlay};
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value, to_value};
-
-/// How much a transaction is isolated from the transactions that commit while it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum IsolationLevel {
-    /// Each read sees the latest committed state.
-    ReadCommitted,
-    /// Snapshot isolation: every read sees the state at the transaction's start.
-    #[default]
-    RepeatableRead,
-    /// Serializable: the transaction commits only if its reads are still true at commit.
-    Serializable,
-}
 
 /// A transaction. Dropping it without [`commit`](Transaction::commit) rolls it back.
 ///
@@ -47,8 +43,17 @@ pub struct Transaction<'db> {
     events: Vec<Event>,
     /// The change each event makes, as validated when it was added.
     changes: Vec<Change>,
+    /// Own writes; its `base_seq` is the seq the last event was validated against (the start
+    /// seq, or under READ COMMITTED the latest commit when the event was added).
     overlay: Overlay,
+    /// The seq `changes` were all validated against, if they all were against the same one.
+    checked_at: Option<u64>,
+    /// The last durable seq when the transaction began.
+    start_seq: u64,
     isolation: IsolationLevel,
+    /// What the transaction read, for the commit to validate (SERIALIZABLE only). Behind a
+    /// mutex because reads take `&self`.
+    reads: Option<Mutex<ReadSet>>,
     /// The table name of the last event, shared by the events that follow on the same table.
     last_table: Option<Arc<str>>,
 }
@@ -56,28 +61,50 @@ pub struct Transaction<'db> {
 impl fmt::Debug for Transaction<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transaction")
-            .field("read_seq", &self.overlay.base_seq)
+            .field("read_seq", &self.start_seq)
+            .field("isolation", &self.isolation)
             .field("events", &self.events.len())
             .finish()
     }
 }
 
 impl<'db> Transaction<'db> {
-    pub(crate) fn new(db: &'db Database, read_seq: u64, isolation: IsolationLevel) -> Self {
+    pub(crate) fn new(db: &'db Database, start_seq: u64, isolation: IsolationLevel) -> Self {
         db.open_txns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let reads = (isolation == IsolationLevel::Serializable).then(Mutex::default);
         Transaction {
             db,
             events: Vec::new(),
             changes: Vec::new(),
-            overlay: Overlay::new(read_seq),
+            overlay: Overlay::new(start_seq),
+            checked_at: None,
+            start_seq,
             isolation,
+            reads,
             last_table: None,
         }
     }
 
-    /// The seq this transaction reads at (plus its own writes).
+    /// The seq this transaction began at: the last commit it can see at its start.
+    /// REPEATABLE READ and SERIALIZABLE read at this seq (plus their own writes) throughout;
+    /// READ COMMITTED reads the latest commit at each read.
     pub fn read_seq(&self) -> u64 {
-        self.overlay.base_seq
+        self.start_seq
+    }
+
+    /// The seq reads see now.
+    fn view_seq(&self) -> u64 {
+        match self.isolation {
+            IsolationLevel::ReadCommitted => self.db.last_seq(),
+            IsolationLevel::RepeatableRead | IsolationLevel::Serializable => self.start_seq,
+        }
+    }
+
+    /// Record a read for SERIALIZABLE validation.
+    fn record(&self, f: impl FnOnce(&mut ReadSet)) {
+        if let Some(reads) = &self.reads {
+            f(&mut reads.lock());
+        }
     }
 
     /// The isolation level the transaction was begun with.
@@ -103,7 +130,11 @@ impl<'db> Transaction<'db> {
         };
         self.last_table = Some(name.clone());
         let event = Event::new(name, kind, key, Arc::new(body))?;
+        self.overlay.base_seq = self.view_seq();
         let change = self.db.state.read().check(&mut self.overlay, &event)?;
+        let at = self.overlay.base_seq;
+        self.checked_at =
+            if self.events.is_empty() { Some(at) } else { self.checked_at.filter(|&s| s == at) };
         self.events.push(event);
         self.changes.push(change);
         Ok(())
@@ -132,7 +163,8 @@ impl<'db> Transaction<'db> {
     /// Insert a document (a map holding the table's primary key field). Fails with
     /// [`Error::DuplicateKey`] when the key is live. Returns the key.
     pub fn insert(&mut self, table: &str, doc: Value) -> Result<Key> {
-        let schema = self.db.state.read().overlay_schema_of(&self.overlay, table)?;
+        let seq = self.view_seq();
+        let schema = self.db.state.read().overlay_schema_of(&self.overlay, seq, table)?;
         let key = doc.get(&schema.primary_key).and_then(Key::from_value).ok_or_else(|| {
             Error::invalid(format!(
                 "the document needs its primary key field `{}` as a string or an integer",
@@ -160,17 +192,27 @@ impl<'db> Transaction<'db> {
         self.push(table, EventType::SoftDelete, Some(key.into()), Value::Null)
     }
 
-    /// The document of `key` as this transaction sees it.
+    /// The document of `key` as this transaction sees it (its own writes included).
     pub fn get(&self, table: &str, key: &Key) -> Result<Option<Value>> {
-        let state = self.db.state.read();
-        state.overlay_schema_of(&self.overlay, table)?;
-        Ok(state.overlay_doc(&self.overlay, table, key).map(|d| (*d).clone()))
+        self.record(|r| r.key(table, key));
+        let seq = self.view_seq();
+        let doc = {
+            let state = self.db.state.read();
+            state.overlay_schema_of(&self.overlay, seq, table)?;
+            state.overlay_doc(&self.overlay, seq, table, key)
+        };
+        Ok(doc.map(Arc::unwrap_or_clone))
     }
 
     /// Every live row of `table` for which `filter` returns true, as this transaction sees
-    /// it (its own writes included), in primary-key order.
+    /// it (its own writes included), in primary-key order. Under SERIALIZABLE the scan counts
+    /// as a read of the whole table (any later change to any row of it conflicts), since the
+    /// filter cannot be re-evaluated at commit.
     pub fn scan(&self, table: &str, mut filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
-        let rows = self.db.state.read().overlay_rows(&self.overlay, table)?;
+        self.record(|r| r.scan(table));
+        let seq = self.view_seq();
+        // Collect shared pointers under the lock; filter and clone documents after it.
+        let rows = self.db.state.read().overlay_rows(&self.overlay, seq, table)?;
         Ok(rows
             .into_iter()
             .filter(|(_, doc)| filter(doc))
@@ -180,21 +222,33 @@ impl<'db> Transaction<'db> {
 
     /// The schema of `table` as this transaction sees it.
     pub fn schema(&self, table: &str) -> Result<TableSchema> {
-        let schema = self.db.state.read().overlay_schema_of(&self.overlay, table)?;
+        self.record(|r| r.schema(table));
+        let seq = self.view_seq();
+        let schema = self.db.state.read().overlay_schema_of(&self.overlay, seq, table)?;
         Ok((*schema).clone())
     }
 
     /// Names of the tables that exist as this transaction sees them.
     pub fn tables(&self) -> Vec<String> {
-        self.db.state.read().overlay_tables(&self.overlay)
+        self.record(|r| r.table_list());
+        self.db.state.read().overlay_tables(&self.overlay, self.view_seq())
     }
 
     /// Commit: returns once the transaction is durable, with its seq and time.
-    /// On error nothing of the transaction is applied.
+    ///
+    /// Fails with [`Error::Conflict`] (retryable) when a transaction that committed after this
+    /// one began changed what its [`IsolationLevel`] protects; a transaction that wrote
+    /// nothing never fails. On any error nothing of the transaction is applied.
     pub fn commit(mut self) -> Result<CommitInfo> {
-        let events = std::mem::take(&mut self.events);
-        let changes = std::mem::take(&mut self.changes);
-        self.db.commit_events(events, changes, self.overlay.base_seq)
+        let commit = TxnCommit {
+            events: std::mem::take(&mut self.events),
+            checked: std::mem::take(&mut self.changes),
+            checked_at: self.checked_at,
+            start_seq: self.start_seq,
+            isolation: self.isolation,
+            reads: self.reads.take().map(Mutex::into_inner),
+        };
+        self.db.commit_events(commit)
     }
 
     /// Discard every buffered event.

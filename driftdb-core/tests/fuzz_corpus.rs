@@ -13,7 +13,8 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/frame_decode")
 }
 
-/// Real files of a small database: a segment, a WAL with a batch, a checkpoint.
+/// Real files of a small database: a segment, a WAL with a batch, a checkpoint; then, after a
+/// compaction, a compressed segment and a version-2 checkpoint.
 fn seeds() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
@@ -36,7 +37,13 @@ fn seeds() -> Vec<Vec<u8>> {
     drop(db);
     let seg = std::fs::read(dir.path().join("tables/t/segments/00000001.seg")).unwrap();
     let cp = std::fs::read(dir.path().join("CHECKPOINT")).unwrap();
-    vec![wal, seg, cp]
+    let db = Database::open(dir.path()).unwrap();
+    db.compact_table("t").unwrap();
+    drop(db);
+    let compacted = dir.path().join("tables/t/segments/compacted-00000001-00000001.seg");
+    let compacted = std::fs::read(compacted).unwrap();
+    let cp2 = std::fs::read(dir.path().join("CHECKPOINT")).unwrap();
+    vec![wal, seg, cp, compacted, cp2]
 }
 
 fn exercise(data: &[u8]) {

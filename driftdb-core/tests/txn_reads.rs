@@ -65,3 +65,21 @@ fn stats_count_versions_at_a_seq() {
     let before = db.read(AsOf::Seq(after.seq - 1)).unwrap().stats("t").unwrap();
     assert_eq!((before.keys, before.live_rows, before.versions), (3, 3, 3));
 }
+
+#[test]
+fn a_bare_relative_directory_name_opens() {
+    let parent = tempfile::tempdir().unwrap();
+    let name = "bare_relative_db";
+    // Open by a bare relative name, as a user types it, then change directory: the handle
+    // must go on writing where it opened.
+    let previous = std::env::current_dir().unwrap();
+    std::env::set_current_dir(parent.path()).unwrap();
+    let opened = Database::open(name);
+    std::env::set_current_dir(previous).unwrap();
+    let db = opened.unwrap();
+    db.create_table("t", TableSchema::new("id")).unwrap();
+    drop(db);
+    assert!(parent.path().join(name).join("tables").join("t").is_dir());
+    let db = Database::open(parent.path().join(name)).unwrap();
+    assert_eq!(db.tables(), vec!["t".to_owned()]);
+}

@@ -149,6 +149,12 @@ impl Error {
         }
     }
 
+    /// True when the statement (its whole transaction) lost a race with a concurrent commit
+    /// and running it again may succeed (kind `conflict`).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Core(e) if e.is_retryable())
+    }
+
     /// The 1-based line and column the error points at, when it points at the text.
     pub fn position(&self) -> Option<(usize, usize)> {
         match self {
@@ -213,6 +219,7 @@ fn core_kind(e: &driftdb_core::Error) -> &'static str {
         E::Corrupt { .. } => "corrupt",
         E::UnsupportedVersion { .. } => "unsupported_version",
         E::NotADatabase { .. } => "not_a_database",
+        E::Conflict { .. } => "conflict",
         _ => "storage",
     }
 }

@@ -8,6 +8,7 @@ mod as_of;
 pub mod ast;
 mod error;
 mod exec;
+pub mod migrate;
 mod outcome;
 pub mod parse;
 mod print;

@@ -6,8 +6,16 @@
 //!                                           payload = msgpack map {seq, unix_ms, tables}
 //! ```
 //! `tables` maps each table name to `{segment, len}`: its last segment and that segment's
-//! length at the checkpoint. Invariant: every transaction with seq <= the checkpoint seq is
-//! durable in the table segments within those lengths, and nothing beyond them is trusted.
+//! length at the checkpoint, and, once the table has been compacted, `compacted: {generation,
+//! segments, first}`: its history starts with compacted segments `1..=segments` of that
+//! generation, followed by plain segments `first..=segment` (without it: plain segments
+//! `1..=segment`). See [`crate::storage::segment_set`]. Invariant: every transaction with seq
+//! <= the checkpoint seq is durable in the table segments within those lengths, and nothing
+//! beyond them is trusted.
+//!
+//! **Versions.** A checkpoint is written with header version 1 unless some table has a
+//! `compacted` entry; then with version 2, so that a build that does not know compaction
+//! refuses the database with `UnsupportedVersion` instead of misreading it. Both are read.
 //!
 //! **Write order** (so a crash at any point leaves a consistent database): fsync every segment
 //! written since the last checkpoint (and the directories of new ones when they were created),
@@ -29,11 +37,29 @@ use crate::storage::frame::{self, CHECKPOINT_MAGIC, EventType, FILE_HEADER_BYTES
 /// The checkpoint's file name, in the database root.
 pub const CHECKPOINT_FILE: &str = "CHECKPOINT";
 
+/// The checkpoint version written when no table is compacted (readable by every build).
+pub const CHECKPOINT_VERSION_PLAIN: u32 = 1;
+/// The checkpoint version written once a table has a compacted set.
+pub const CHECKPOINT_VERSION_COMPACTED: u32 = 2;
+
 /// Where a table's trusted segment data ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SegmentPos {
     pub segment: u32,
     pub len: u64,
+    /// The compacted segments that hold the table's history before plain segment
+    /// `compacted.first`; absent until the table is compacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted: Option<CompactedSet>,
+}
+
+/// A table's compacted segments: `compacted-<generation>-<n>.seg` for `n` in `1..=segments`,
+/// holding every event before plain segment `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CompactedSet {
+    pub generation: u32,
+    pub segments: u32,
+    pub first: u32,
 }
 
 /// The checkpoint record.
@@ -48,20 +74,24 @@ impl Checkpoint {
     pub fn encode(&self) -> Result<Vec<u8>> {
         let payload = rmp_serde::to_vec_named(self)
             .map_err(|e| Error::Conversion { reason: e.to_string() })?;
-        let mut out = FileHeader::new(CHECKPOINT_MAGIC).encode().to_vec();
+        let compacted = self.tables.values().any(|t| t.compacted.is_some());
+        let version =
+            if compacted { CHECKPOINT_VERSION_COMPACTED } else { CHECKPOINT_VERSION_PLAIN };
+        let mut out = FileHeader { magic: CHECKPOINT_MAGIC, version }.encode().to_vec();
         frame::encode(&mut out, self.seq, self.unix_ms, EventType::Checkpoint, &payload);
         Ok(out)
     }
 
     pub fn decode(path: &Path, data: &[u8]) -> Result<Checkpoint> {
-        FileHeader::check(data, CHECKPOINT_MAGIC).map_err(|e| match e {
-            frame::HeaderError::Version(found) => Error::UnsupportedVersion {
+        let header = FileHeader::check_kind(data, CHECKPOINT_MAGIC)
+            .map_err(|e| Error::corrupt(path, 0, format!("bad checkpoint header: {e:?}")))?;
+        if !(CHECKPOINT_VERSION_PLAIN..=CHECKPOINT_VERSION_COMPACTED).contains(&header.version) {
+            return Err(Error::UnsupportedVersion {
                 file: path.to_path_buf(),
-                found,
-                supported: frame::FORMAT_VERSION,
-            },
-            other => Error::corrupt(path, 0, format!("bad checkpoint header: {other:?}")),
-        })?;
+                found: header.version,
+                supported: CHECKPOINT_VERSION_COMPACTED,
+            });
+        }
         let at = FILE_HEADER_BYTES as u64;
         let body = data.get(FILE_HEADER_BYTES..).unwrap_or_default();
         let f =
@@ -74,6 +104,20 @@ impl Checkpoint {
         if cp.seq != f.seq {
             return Err(Error::corrupt(path, at, "checkpoint seq does not match its frame"));
         }
+        for (table, pos) in &cp.tables {
+            if let Some(c) = pos.compacted
+                && (c.first < 2 || c.first > pos.segment)
+            {
+                return Err(Error::corrupt(
+                    path,
+                    at,
+                    format!(
+                        "table `{table}`: compacted set ends before plain segment {} of 1..={}",
+                        c.first, pos.segment
+                    ),
+                ));
+            }
+        }
         Ok(cp)
     }
 }
@@ -85,13 +129,35 @@ mod tests {
     #[test]
     fn round_trip_and_damage() {
         let mut cp = Checkpoint { seq: 7, unix_ms: 99, tables: BTreeMap::new() };
-        cp.tables.insert("users".into(), SegmentPos { segment: 2, len: 4096 });
+        cp.tables.insert("users".into(), SegmentPos { segment: 2, len: 4096, compacted: None });
         let bytes = cp.encode().unwrap();
+        assert_eq!(bytes[8], 1, "no compacted table: version 1");
         assert_eq!(Checkpoint::decode(Path::new("c"), &bytes).unwrap(), cp);
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
             assert!(Checkpoint::decode(Path::new("c"), &bad).is_err(), "byte {i}");
         }
+    }
+
+    #[test]
+    fn a_compacted_table_makes_a_version_2_checkpoint() {
+        let mut cp = Checkpoint { seq: 9, unix_ms: 5, tables: BTreeMap::new() };
+        let compacted = Some(CompactedSet { generation: 3, segments: 2, first: 7 });
+        cp.tables.insert("a".into(), SegmentPos { segment: 8, len: 100, compacted });
+        cp.tables.insert("b".into(), SegmentPos { segment: 1, len: 16, compacted: None });
+        let bytes = cp.encode().unwrap();
+        assert_eq!(bytes[8], 2);
+        assert_eq!(Checkpoint::decode(Path::new("c"), &bytes).unwrap(), cp);
+        // A compacted set must end inside the plain range.
+        let bad = Some(CompactedSet { generation: 3, segments: 2, first: 9 });
+        cp.tables.insert("a".into(), SegmentPos { segment: 8, len: 100, compacted: bad });
+        let err = Checkpoint::decode(Path::new("c"), &cp.encode().unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        // A version this build does not know is named as such.
+        let mut future = bytes.clone();
+        future[..16].copy_from_slice(&FileHeader { magic: CHECKPOINT_MAGIC, version: 3 }.encode());
+        let err = Checkpoint::decode(Path::new("c"), &future).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedVersion { found: 3, .. }), "{err:?}");
     }
 }

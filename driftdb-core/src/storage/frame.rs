@@ -272,8 +272,20 @@ impl FileHeader {
         out
     }
 
-    /// Check the header at the start of `buf` against the expected magic.
+    /// Check the header at the start of `buf` against the expected magic and this build's
+    /// [`FORMAT_VERSION`].
     pub fn check(buf: &[u8], magic: [u8; 8]) -> Result<FileHeader, HeaderError> {
+        let header = Self::check_kind(buf, magic)?;
+        if header.version != FORMAT_VERSION {
+            return Err(HeaderError::Version(header.version));
+        }
+        Ok(header)
+    }
+
+    /// Check the magic and the CRC of the header at the start of `buf`, and return it with
+    /// whatever version it names: for file kinds that exist in several versions (segments:
+    /// 1 plain, 2 compressed), the caller decides which versions it reads.
+    pub fn check_kind(buf: &[u8], magic: [u8; 8]) -> Result<FileHeader, HeaderError> {
         let head = buf.get(..FILE_HEADER_BYTES).ok_or(HeaderError::Truncated)?;
         let (body, crc) = head.split_at(12);
         let crc = u32::from_le_bytes(crc.try_into().map_err(|_| HeaderError::Truncated)?);
@@ -285,9 +297,6 @@ impl FileHeader {
             return Err(HeaderError::WrongMagic);
         }
         let version = u32::from_le_bytes(version.try_into().map_err(|_| HeaderError::Truncated)?);
-        if version != FORMAT_VERSION {
-            return Err(HeaderError::Version(version));
-        }
         Ok(FileHeader { magic, version })
     }
 }

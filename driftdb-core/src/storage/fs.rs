@@ -65,7 +65,7 @@ pub trait Fs: Send + Sync + Debug {
 /// Write `data` to `path` atomically and durably: a temporary file is written and synced,
 /// renamed over `path`, and the directory is synced.
 pub fn write_atomic(fs: &dyn Fs, path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);

@@ -1,10 +1,13 @@
-//! The on-disk layer: frames, the WAL, table segments, the checkpoint, and the file-system
-//! trait they are written through. `docs/FORMAT.md` describes every format byte by byte.
+//! The on-disk layer: frames, the WAL, table segments (plain and compressed) and which of them
+//! a table's history is made of, the checkpoint, and the file-system trait they are written
+//! through. `docs/FORMAT.md` describes every format byte by byte.
 
 pub mod checkpoint;
+pub mod compressed;
 pub mod frame;
 pub mod fs;
 pub mod segment;
+pub mod segment_set;
 pub mod sim;
 pub mod wal;
 

@@ -4,6 +4,9 @@
 //! [file header: "DRIFTSEG", version 1]      16 bytes
 //! [frame] [frame] ...                       one frame per event, in seq order
 //! ```
+//! That is a *plain* segment (version 1), the kind commits append to. Compaction writes
+//! *compressed* segments (version 2, [`crate::storage::compressed`]) holding the same frames
+//! in zstd blocks; `scan` reads both kinds, choosing by the header version.
 //! Frame type is the event type (INSERT, PATCH, SOFT_DELETE, CREATE_TABLE, DROP_TABLE,
 //! ALTER_TABLE); the payload is the msgpack array `[key, body]` (key is nil for schema events;
 //! body is the document, the merge patch, nil, or the whole schema).
@@ -25,7 +28,8 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::SEGMENT_FRAME_BYTES_MAX;
-use crate::storage::frame::{self, EventType, FILE_HEADER_BYTES, FileHeader, SEGMENT_MAGIC};
+use crate::storage::compressed::{self, COMPRESSED_SEGMENT_VERSION};
+use crate::storage::frame::{self, EventType, FILE_HEADER_BYTES, FileHeader, Frame, SEGMENT_MAGIC};
 use crate::value::{Key, Value};
 
 /// The directory of a table's segments, relative to the table directory.
@@ -88,14 +92,21 @@ pub(crate) fn decode_payload(
     })
 }
 
-/// Read the events in the first `trusted_len` bytes of a segment. Everything there must be
-/// valid: any damage is reported as corruption at its offset.
-pub(crate) fn scan(
+/// A callback given, for each frame of a segment, the offset at which damage in it is reported,
+/// the decoded frame and its bytes.
+pub(crate) type FrameVisitor<'f> = dyn FnMut(u64, &Frame<'_>, &[u8]) -> Result<()> + 'f;
+
+/// Call `f(offset, frame, frame_bytes)` for every frame in the first `trusted_len` bytes of a
+/// segment of either kind, in order, checking that seqs never decrease and that every frame
+/// is a segment event type. `offset` is where damage in that frame is reported: the frame's
+/// own offset in a plain segment, its block's in a compressed one. Everything in the trusted
+/// part must be valid: any damage is corruption at its offset.
+pub(crate) fn visit_frames(
     path: &Path,
-    table: &str,
     data: &[u8],
     trusted_len: u64,
-) -> Result<Vec<SegmentEvent>> {
+    f: &mut FrameVisitor<'_>,
+) -> Result<()> {
     let trusted = usize::try_from(trusted_len).unwrap_or(usize::MAX);
     let Some(data) = data.get(..trusted) else {
         return Err(Error::corrupt(
@@ -104,24 +115,55 @@ pub(crate) fn scan(
             format!("segment is {} bytes, the checkpoint says {trusted_len}", data.len()),
         ));
     };
-    FileHeader::check(data, SEGMENT_MAGIC)
+    let header = FileHeader::check_kind(data, SEGMENT_MAGIC)
         .map_err(|e| Error::corrupt(path, 0, format!("bad segment header: {e:?}")))?;
-    let mut out = Vec::new();
-    let mut offset = FILE_HEADER_BYTES;
     let mut last_seq = 0;
-    while let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) {
-        let at = offset as u64;
-        let f = frame::decode(rest, SEGMENT_FRAME_BYTES_MAX)
-            .map_err(|e| Error::corrupt(path, at, e.to_string()))?;
+    let mut checked = |at: u64, fr: &Frame<'_>, bytes: &[u8]| -> Result<()> {
+        if (fr.kind as u8) >= EventType::WalBatch as u8 {
+            return Err(Error::corrupt(path, at, format!("{} frame in a segment", fr.kind)));
+        }
+        if fr.seq < last_seq {
+            return Err(Error::corrupt(path, at, format!("seq {} after seq {last_seq}", fr.seq)));
+        }
+        last_seq = fr.seq;
+        f(at, fr, bytes)
+    };
+    match header.version {
+        frame::FORMAT_VERSION => {
+            let mut offset = FILE_HEADER_BYTES;
+            while let Some(rest) = data.get(offset..).filter(|r| !r.is_empty()) {
+                let at = offset as u64;
+                let fr = frame::decode(rest, SEGMENT_FRAME_BYTES_MAX)
+                    .map_err(|e| Error::corrupt(path, at, e.to_string()))?;
+                checked(at, &fr, rest.get(..fr.size).unwrap_or_default())?;
+                offset += fr.size;
+            }
+            Ok(())
+        }
+        COMPRESSED_SEGMENT_VERSION => compressed::visit_frames(path, data, &mut checked),
+        found => Err(Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found,
+            supported: COMPRESSED_SEGMENT_VERSION,
+        }),
+    }
+}
+
+/// Read the events in the first `trusted_len` bytes of a segment (plain or compressed).
+/// Everything there must be valid: any damage is reported as corruption at its offset.
+pub(crate) fn scan(
+    path: &Path,
+    table: &str,
+    data: &[u8],
+    trusted_len: u64,
+) -> Result<Vec<SegmentEvent>> {
+    let mut out = Vec::new();
+    visit_frames(path, data, trusted_len, &mut |at, f, _| {
         let event =
             decode_payload(table, f.kind, f.payload).map_err(|e| Error::corrupt(path, at, e))?;
-        if f.seq < last_seq {
-            return Err(Error::corrupt(path, at, format!("seq {} after seq {last_seq}", f.seq)));
-        }
-        last_seq = f.seq;
         out.push(SegmentEvent { seq: f.seq, unix_ms: f.unix_ms, event });
-        offset += f.size;
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod answers;
+
 /// A tiny deterministic xorshift generator: the same seed gives the same run.
 pub struct Rng(pub u64);
 

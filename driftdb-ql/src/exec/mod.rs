@@ -130,13 +130,37 @@ impl<'db> Session<'db> {
             }
             Statement::Compact { table } => {
                 self.no_transaction("COMPACT")?;
-                self.source(None)?.schema(table)?;
-                Err(Error::NotAvailable {
-                    feature: "COMPACT".into(),
-                    detail: "segment compaction arrives with the fast-time-travel release; \
-                             history is kept as written until then"
-                        .into(),
-                })
+                let report = self.db.compact_table(table)?;
+                let n = |x: u64| driftdb_core::Value::Int(seq_value(x));
+                Ok(Outcome::Done(Done {
+                    statement: "COMPACT",
+                    message: if report.segments_before == 0 {
+                        format!("nothing to compact in {table}")
+                    } else {
+                        format!(
+                            "compacted {table}: {} segment(s), {} bytes -> {} compressed \
+                             segment(s), {} bytes ({} events, every one kept)",
+                            report.segments_before,
+                            report.bytes_before,
+                            report.segments_after,
+                            report.bytes_after,
+                            report.events
+                        )
+                    },
+                    committed: None,
+                    details: vec![
+                        ("table".into(), driftdb_core::Value::String(table.clone())),
+                        ("segments_before".into(), n(report.segments_before as u64)),
+                        ("bytes_before".into(), n(report.bytes_before)),
+                        ("segments_after".into(), n(report.segments_after as u64)),
+                        ("bytes_after".into(), n(report.bytes_after)),
+                        ("events".into(), n(report.events)),
+                        (
+                            "duration_ms".into(),
+                            driftdb_core::Value::Float(report.duration.as_secs_f64() * 1000.0),
+                        ),
+                    ],
+                }))
             }
             Statement::Backup { .. } => {
                 self.no_transaction("BACKUP")?;

@@ -19,7 +19,7 @@ use crate::ast::{Literal, Path};
 /// start or continue an expression or begin a clause. Quote them with backticks to use them as
 /// names. Every other keyword (`KEY`, `TABLE`, `COUNT`, ...) is an ordinary identifier where a
 /// name is expected.
-pub(crate) const RESERVED: &[&str] = &[
+pub const RESERVED: &[&str] = &[
     "AND", "AS", "ASC", "BETWEEN", "DESC", "FALSE", "FOR", "FROM", "GROUP", "HAVING", "IN", "IS",
     "LIKE", "LIMIT", "NOT", "NULL", "OFFSET", "OR", "ORDER", "SELECT", "TRUE", "WHERE",
 ];

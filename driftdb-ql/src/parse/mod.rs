@@ -69,7 +69,7 @@
 //! - **Case and names.** Keywords are case-insensitive; names are case-sensitive. A bare name
 //!   is ASCII `[A-Za-z_][A-Za-z0-9_]*`; anything else is written in backticks, a doubled
 //!   backtick standing for one. Only the words that start or continue an expression or begin a
-//!   clause are reserved ([`lexical::RESERVED`]: `AND AS ASC BETWEEN DESC FALSE FOR FROM GROUP
+//!   clause are reserved ([`RESERVED`]: `AND AS ASC BETWEEN DESC FALSE FOR FROM GROUP
 //!   HAVING IN IS LIKE LIMIT NOT NULL OFFSET OR ORDER SELECT TRUE WHERE`); every other keyword
 //!   (`KEY`, `TIME`, `STATUS`, `COUNT`, `TABLE`, ...) is an ordinary name where a name is
 //!   expected. `COUNT(`...`)` is the aggregate only when `(` follows. After a `.` in a path
@@ -133,6 +133,7 @@ mod tests_expr;
 #[cfg(test)]
 mod tests_statements;
 
+pub use lexical::RESERVED;
 pub use split::next_statement_end;
 
 use self::context::{Ctx, Expected, line_column};

@@ -4,13 +4,23 @@
 
 use driftdb_ql::{Session, next_statement_end, parse_statement};
 
-/// Replace every `"time"` string field with `<time>`: commit times vary from run to run.
+/// Replace every `"time"` string field with `<time>`, every `"duration_ms"` with `<ms>` and
+/// a compaction's compressed size with `<bytes>`: they vary from run to run.
 pub fn mask_times(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
+            // The compressed size of a compaction depends on the commit times it holds.
+            if let Some(bytes) = map.get("bytes_after").map(|b| b.to_string()) {
+                if let Some(serde_json::Value::String(m)) = map.get_mut("message") {
+                    *m = m.replace(&format!(" {bytes} bytes ("), " <bytes> bytes (");
+                }
+                map.insert("bytes_after".into(), serde_json::Value::String("<bytes>".into()));
+            }
             for (name, v) in map.iter_mut() {
                 if name == "time" && v.is_string() {
                     *v = serde_json::Value::String("<time>".into());
+                } else if name == "duration_ms" {
+                    *v = serde_json::Value::String("<ms>".into());
                 } else {
                     mask_times(v);
                 }

@@ -1,0 +1,59 @@
+//! `driftdb init DIR` and `driftdb tables -d DIR [--as-of WHEN]`.
+
+use std::path::Path;
+
+use driftdb_core::{Database, Value};
+use driftdb_ql::{Done, Outcome, Rows};
+
+use crate::error::{CliError, CliResult};
+use crate::output::Printer;
+
+fn stdout_error(e: std::io::Error) -> CliError {
+    CliError::io("write", Path::new("standard output"), e)
+}
+
+/// Run `init`: create an empty database; refuse a directory that is not empty.
+pub fn init(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(|e| CliError::io("read", dir, e))?;
+        if entries.next().is_some() {
+            let what = if dir.join("CHECKPOINT").exists() {
+                "it already holds a DriftDB database"
+            } else {
+                "it is not empty"
+            };
+            return Err(CliError::Input {
+                message: format!(
+                    "cannot create a database in {}: {what}; choose a new directory",
+                    dir.display()
+                ),
+                line: None,
+            });
+        }
+    }
+    // An absolute path: the engine creates missing parent directories by walking up the path,
+    // and a bare relative name like `mydata` has the empty path as its parent.
+    let absolute = std::path::absolute(dir).map_err(|e| CliError::io("resolve", dir, e))?;
+    let db = Database::open(&absolute)?;
+    db.close()?;
+    let outcome = Outcome::Done(Done {
+        statement: "INIT",
+        message: format!("initialized an empty DriftDB database in {}", dir.display()),
+        committed: None,
+        details: vec![("database".into(), Value::String(dir.display().to_string()))],
+    });
+    printer.outcome(&outcome).map_err(stdout_error)
+}
+
+/// Run `tables`: the table names at a moment of history, as rows of one column.
+pub fn tables(dir: &Path, as_of: &str, printer: &mut Printer<impl std::io::Write>) -> CliResult {
+    let at = driftdb_ql::parse_as_of(as_of)?;
+    let db = super::open(dir)?;
+    let snap = db.read(at)?;
+    let outcome = Outcome::Rows(Rows {
+        columns: vec!["table".into()],
+        rows: snap.tables().into_iter().map(|t| vec![Some(Value::String(t))]).collect(),
+        seq: snap.seq(),
+    });
+    printer.outcome(&outcome).map_err(stdout_error)
+}
