@@ -210,8 +210,10 @@ fn report(args: &Args, root: &Path) -> Res<()> {
         verdicts.push(suite::Verdict {
             target: "6. bytes on disk per event against SQLite's per version row".to_owned(),
             measured: format!(
-                "{:.1} B/event against {:.1} B/row (versions table and its indexes; {:.1} B/row for the whole file)",
+                "{:.1} B/event ({:.1} compacted) against {:.1} B/row (versions table and its \
+                 indexes; {:.1} B/row for the whole file)",
                 row.driftdb_per_event(),
+                row.compacted_per_event(),
                 row.sqlite_versions_per_row(),
                 row.sqlite_file_per_row()
             ),

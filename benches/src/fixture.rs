@@ -231,11 +231,42 @@ pub fn disk_bytes(path: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// Copy the files of directory `from` into a new directory `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(|e| Error::io(&source, e))?.is_dir() {
+            copy_dir(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target).map_err(|e| Error::io(&source, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of `built`'s DriftDB directory after `Database::compact_table`, measured on a copy
+/// (`driftdb-compacted/`, replaced each time) so that the history itself stays as built.
+pub fn compacted_bytes(built: &Built) -> Result<u64> {
+    let copy = built.root.join("driftdb-compacted");
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy).map_err(|e| Error::io(&copy, e))?;
+    }
+    copy_dir(&built.driftdb_dir(), &copy)?;
+    let db = Database::open(&copy)?;
+    db.compact_table(TABLE)?;
+    db.close()?;
+    disk_bytes(&copy)
+}
+
 /// Bytes on disk of a closed, built history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskUsage {
     /// All files of the DriftDB directory.
     pub driftdb: u64,
+    /// The same after `Database::compact_table` (zstd-compressed segments).
+    pub driftdb_compacted: u64,
     /// The SQLite file (and its `-wal`/`-shm` files, if any are left).
     pub sqlite_file: u64,
     /// Pages of the versions table and its two indexes (from `dbstat`).
@@ -244,7 +275,8 @@ pub struct DiskUsage {
     pub sqlite_current: u64,
 }
 
-/// Measure the bytes on disk of `built` (both databases must be closed).
+/// Measure the bytes on disk of `built` (both databases must be closed), and of a compacted
+/// copy of its DriftDB directory.
 pub fn disk_usage(built: &Built) -> Result<DiskUsage> {
     let file = built.sqlite_file();
     let mut sqlite_file = disk_bytes(&file)?;
@@ -265,6 +297,7 @@ pub fn disk_usage(built: &Built) -> Result<DiskUsage> {
     let sqlite_current = pages("'current', 'current_bucket', 'sqlite_autoindex_current_1'")?;
     Ok(DiskUsage {
         driftdb: disk_bytes(&built.driftdb_dir())?,
+        driftdb_compacted: compacted_bytes(built)?,
         sqlite_file,
         sqlite_versions,
         sqlite_current,

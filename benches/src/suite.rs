@@ -348,6 +348,11 @@ impl DiskRow {
         self.usage.driftdb as f64 / self.shape.events as f64
     }
 
+    /// DriftDB bytes per event after `compact_table`.
+    pub fn compacted_per_event(&self) -> f64 {
+        self.usage.driftdb_compacted as f64 / self.shape.events as f64
+    }
+
     /// SQLite bytes per version row, the whole file (versions and current tables).
     pub fn sqlite_file_per_row(&self) -> f64 {
         self.usage.sqlite_file as f64 / self.shape.events as f64
@@ -363,27 +368,34 @@ impl DiskRow {
 pub fn print_disk(rows: &[DiskRow]) {
     println!("\n6. bytes on disk per event (after close; SQLite after a TRUNCATE checkpoint)");
     println!(
-        "  {:>9} {:>12} {:>9} {:>12} {:>9} {:>14} {:>9} {:>16}",
+        "  {:>9} {:>11} {:>8} {:>11} {:>8} {:>11} {:>8} {:>13} {:>8} {:>12} {:>12}",
         "events",
         "driftdb B",
         "B/event",
+        "compacted B",
+        "B/event",
         "sqlite B",
         "B/row",
-        "sqlite vers. B",
+        "sqlite vers.B",
         "B/row",
-        "driftdb/versions"
+        "plain/vers",
+        "compact/vers"
     );
     for r in rows {
+        let versions = r.sqlite_versions_per_row();
         println!(
-            "  {:>9} {:>12} {:>9.1} {:>12} {:>9.1} {:>14} {:>9.1} {:>16.3}",
+            "  {:>9} {:>11} {:>8.1} {:>11} {:>8.1} {:>11} {:>8.1} {:>13} {:>8.1} {:>12.3} {:>12.3}",
             r.shape.events,
             r.usage.driftdb,
             r.driftdb_per_event(),
+            r.usage.driftdb_compacted,
+            r.compacted_per_event(),
             r.usage.sqlite_file,
             r.sqlite_file_per_row(),
             r.usage.sqlite_versions,
-            r.sqlite_versions_per_row(),
-            r.driftdb_per_event() / r.sqlite_versions_per_row()
+            versions,
+            r.driftdb_per_event() / versions,
+            r.compacted_per_event() / versions,
         );
     }
 }
