@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
 use driftdb_benches::engines::Engines;
-use driftdb_benches::fixture::{Built, build, build_or_reuse, disk_usage};
+use driftdb_benches::fixture::{Built, build_or_reuse, disk_usage, rebuild};
 use driftdb_benches::history::{Shape, key_name};
 use driftdb_benches::suite::{self, DiskRow, Settings};
 use driftdb_core::{AsOf, Database, Key};
@@ -82,7 +82,7 @@ fn histories(root: &Path, sizes: &[u64], reuse: bool) -> Vec<Built> {
             let built = if reuse {
                 build_or_reuse(&dir, shape, progress)
             } else {
-                build(&dir, shape, progress)
+                rebuild(&dir, shape, progress)
             };
             let built = built.expect("build the history");
             eprintln!(

@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use driftdb_benches::engines::Engines;
-use driftdb_benches::fixture::{Built, build, build_or_reuse, disk_usage};
+use driftdb_benches::fixture::{Built, build_or_reuse, disk_usage, rebuild};
 use driftdb_benches::history::Shape;
 use driftdb_benches::memory::Resident;
 use driftdb_benches::suite::{self, DiskRow, MemoryProbe, Settings};
@@ -74,7 +74,7 @@ fn parse_args() -> Res<Args> {
     Ok(args)
 }
 
-fn history(root: &Path, events: u64, rebuild: bool) -> Res<Built> {
+fn history(root: &Path, events: u64, rebuild_all: bool) -> Res<Built> {
     let dir = root.join(format!("time-travel-{events}"));
     let shape = Shape::new(events);
     let start = Instant::now();
@@ -85,11 +85,8 @@ fn history(root: &Path, events: u64, rebuild: bool) -> Res<Built> {
             eprintln!("  {events}: built {done} events ({:.0?})", start.elapsed());
         }
     };
-    let built = if rebuild {
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        build(&dir, shape, progress)?
+    let built = if rebuild_all {
+        rebuild(&dir, shape, progress)?
     } else {
         build_or_reuse(&dir, shape, progress)?
     };

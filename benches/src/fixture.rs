@@ -151,13 +151,16 @@ impl SqliteWriter {
     }
 }
 
-/// Build `shape` into a fresh `root` (which must not hold a database yet): every transaction
+/// Build `shape` into a fresh `root` (which must not hold a database yet: that is an error): every transaction
 /// goes to DriftDB as one transaction (its seq is checked) and to SQLite as version rows.
 /// Both databases are closed at the end. `progress` is called after each data transaction with
 /// the events committed so far.
 pub fn build(root: &Path, shape: Shape, mut progress: impl FnMut(u64)) -> Result<Built> {
     std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
     let built = Built { root: root.to_owned(), shape };
+    if built.driftdb_dir().exists() || built.sqlite_file().exists() {
+        return Err(Error::setup(format!("{} already holds a database", root.display())));
+    }
     let db = Database::open(built.driftdb_dir())?;
     let mut schema = TableSchema::new("id");
     schema.indexes = vec![vec![INDEXED_FIELD.to_owned()]];
@@ -203,18 +206,23 @@ pub fn build(root: &Path, shape: Shape, mut progress: impl FnMut(u64)) -> Result
     Ok(built)
 }
 
+/// Remove `root` with everything in it, then [`build`] `shape` there.
+pub fn rebuild(root: &Path, shape: Shape, progress: impl FnMut(u64)) -> Result<Built> {
+    if root.exists() {
+        std::fs::remove_dir_all(root).map_err(|e| Error::io(root, e))?;
+    }
+    build(root, shape, progress)
+}
+
 /// The history of `shape` in `root`: reused when a finished build of the same shape is there,
-/// else built from scratch (anything in `root` is removed first).
+/// else rebuilt from scratch (anything in `root` is removed first).
 pub fn build_or_reuse(root: &Path, shape: Shape, progress: impl FnMut(u64)) -> Result<Built> {
     if let Some(built) = Built::existing(root)?
         && built.shape == shape
     {
         return Ok(built);
     }
-    if root.exists() {
-        std::fs::remove_dir_all(root).map_err(|e| Error::io(root, e))?;
-    }
-    build(root, shape, progress)
+    rebuild(root, shape, progress)
 }
 
 /// The sum of the sizes of the files under `path` (a file or a directory), in bytes.
