@@ -3,7 +3,8 @@
 //! comparable. Here the contenders take turns in short blocks, round after round (forwards in
 //! even rounds, backwards in odd ones, so that neither always follows the other); every ratio
 //! is computed within one round, and the median over rounds is reported with its range. The
-//! range is the noise: a wide one says the machine was busy.
+//! range is the noise: a wide one says the machine was busy. A warm-up round runs first and
+//! is not recorded.
 
 use std::time::{Duration, Instant};
 
@@ -64,7 +65,9 @@ pub struct Table {
 }
 
 impl Table {
-    /// Run `rounds` rounds of `contenders` (each returns its figure for one turn).
+    /// Run `rounds` rounds of `contenders` (each returns its figure for one turn). When more
+    /// than one round is asked for, a warm-up round runs first and is not recorded (cold
+    /// caches, lazily prepared statements).
     pub fn run(
         title: impl Into<String>,
         unit: &'static str,
@@ -73,6 +76,11 @@ impl Table {
         contenders: &mut [&mut dyn FnMut() -> f64],
     ) -> Table {
         let mut rows = Vec::with_capacity(rounds);
+        if rounds > 1 {
+            for run in contenders.iter_mut() {
+                run();
+            }
+        }
         for index in 0..rounds {
             let mut out = vec![f64::NAN; contenders.len()];
             let mut order: Vec<usize> = (0..contenders.len()).collect();
@@ -195,7 +203,8 @@ mod tests {
             2.0
         };
         let table = Table::run("t", "µs", &["a", "b"], 2, &mut [&mut a, &mut b]);
-        assert_eq!(order.into_inner(), vec!['a', 'b', 'b', 'a']);
+        // A warm-up round, then forwards, then backwards.
+        assert_eq!(order.into_inner(), vec!['a', 'b', 'a', 'b', 'b', 'a']);
         assert_eq!(table.rows, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
     }
 }
