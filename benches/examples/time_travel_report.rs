@@ -222,7 +222,17 @@ fn report(args: &Args, root: &Path) -> Res<()> {
     Ok(())
 }
 
-fn main() -> Res<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("time_travel_report: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Res<()> {
     let args = parse_args()?;
     let dir = args.dir.clone().ok_or_else(|| format!("a directory is needed\n{USAGE}"))?;
     match args.command.as_deref() {
