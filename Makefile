@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 export RUSTDOCFLAGS := -D warnings
 
-.PHONY: build test demo example bench fmt fmt-check clippy doc ci soak fuzz clean
+.PHONY: build test demo example bench bench-time-travel fmt fmt-check clippy doc ci soak fuzz clean
 
 build:
 	$(CARGO) build --workspace --release
@@ -29,6 +29,12 @@ example:
 
 bench:
 	$(CARGO) bench -p driftdb-benches
+
+## Time travel beside SQLite (1M-event history, built once under target/tmp), then resident
+## memory with /usr/bin/time -v. See docs/PERFORMANCE.md, "Time travel beside SQLite".
+bench-time-travel:
+	$(CARGO) bench -p driftdb-benches --bench time_travel
+	scripts/time-travel-rss.sh
 
 fmt:
 	$(CARGO) fmt --all
