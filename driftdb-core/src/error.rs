@@ -51,6 +51,25 @@ pub enum Error {
         /// The primary key that was not found.
         key: Key,
     },
+    /// A write (INSERT, PATCH, UPSERT) would give two live rows the same value at a unique
+    /// field, or a unique index was declared on a field where two live rows already hold the
+    /// same value. Retrying fails again until the other row changes its value or is deleted.
+    #[error(
+        "unique index on {table}.{field}: value {value} is already held by key {existing_key}, \
+         so key {key} cannot hold it"
+    )]
+    UniqueViolation {
+        /// The table.
+        table: String,
+        /// The unique field path (dotted).
+        field: String,
+        /// The value, as text (JSON).
+        value: String,
+        /// The key whose write (or, when declaring the index, whose row) was refused.
+        key: Key,
+        /// The key that already holds the value.
+        existing_key: Key,
+    },
     /// A document, patch, key or name that the engine cannot store.
     #[error("invalid input: {reason}")]
     InvalidInput {
@@ -225,6 +244,7 @@ impl Error {
                 | Error::TableExists { .. }
                 | Error::DuplicateKey { .. }
                 | Error::KeyNotFound { .. }
+                | Error::UniqueViolation { .. }
                 | Error::InvalidInput { .. }
                 | Error::TooLarge { .. }
                 | Error::FutureSeq { .. }

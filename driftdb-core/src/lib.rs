@@ -65,6 +65,7 @@ mod schema;
 mod state;
 pub mod storage;
 mod txn;
+mod unique;
 mod value;
 
 pub use backup::{BackupReport, RestoreReport, VerifyReport};
