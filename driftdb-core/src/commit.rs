@@ -426,7 +426,7 @@ impl Database {
     fn settle_conflict(&self, error: Error, last_seq: u64) -> Error {
         let wait_for = match &error {
             Error::Conflict { seq, .. } => *seq,
-            Error::UniqueViolation { .. } => last_seq,
+            Error::UniqueViolation(_) => last_seq,
             _ => return error,
         };
         if wait_for > self.last_seq()

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use smallvec::SmallVec;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UniqueViolation};
 use crate::index::{IndexValue, at_path, indexed, split_path};
 use crate::schema::TableSchema;
 use crate::state::{Overlay, State};
@@ -102,13 +102,13 @@ impl WrittenValues {
 fn violation(table: &str, field: &str, doc: &Value, key: &Key, existing_key: &Key) -> Error {
     let path = split_path(field);
     let value = at_path(doc, &path).map_or_else(|| "null".to_owned(), Value::to_string);
-    Error::UniqueViolation {
+    Error::UniqueViolation(Box::new(UniqueViolation {
         table: table.to_owned(),
         field: field.to_owned(),
         value,
         key: key.clone(),
         existing_key: existing_key.clone(),
-    }
+    }))
 }
 
 impl State {

@@ -33,9 +33,9 @@ fn insert(db: &Database, doc: serde_json::Value) -> Result<(), Error> {
 /// Asserts `err` is a unique violation on `field` refusing `key` because of `existing`.
 fn assert_violation(err: &Error, field: &str, key: Key, existing: Key) {
     match err {
-        Error::UniqueViolation { table, field: f, key: k, existing_key, .. } => {
-            assert_eq!((table.as_str(), f.as_str()), ("users", field), "{err}");
-            assert_eq!((k, existing_key), (&key, &existing), "{err}");
+        Error::UniqueViolation(v) => {
+            assert_eq!((v.table.as_str(), v.field.as_str()), ("users", field), "{err}");
+            assert_eq!((&v.key, &v.existing_key), (&key, &existing), "{err}");
             assert!(err.is_user_error() && !err.is_retryable());
         }
         other => panic!("expected a unique violation, got {other:?}"),
@@ -205,7 +205,7 @@ fn racing_threads_exactly_one_wins() {
         assert_eq!(wins, 1, "round {round}: {results:?}");
         for result in &results {
             if let Err(err) = result {
-                assert!(matches!(err, Error::UniqueViolation { .. }), "{err}");
+                assert!(matches!(err, Error::UniqueViolation(_)), "{err}");
             }
         }
         let holders = live_emails(&db).into_iter().filter(|(_, e)| *e == v(json!(email))).count();
