@@ -567,8 +567,12 @@ pub(crate) fn explain(source: &Source<'_, '_>, q: &Select) -> Result<Rows> {
         },
     ));
     let filtered = q.filter.as_ref().map(fields_of).unwrap_or_default();
-    let unused: Vec<String> =
-        schema.indexes.iter().flatten().filter(|field| filtered.contains(field)).cloned().collect();
+    let mut unused: Vec<String> = Vec::new();
+    for field in schema.indexes.iter().flatten().chain(&schema.unique) {
+        if filtered.contains(field) && !unused.contains(field) {
+            unused.push(field.clone());
+        }
+    }
     if run.lookup.is_none() && run.index_used.is_none() && !unused.is_empty() {
         steps.push((
             "index",
