@@ -350,7 +350,8 @@ impl Database {
     /// events were added are reused when they still hold (nothing committed since the seq they
     /// were validated against, or the conflict checks passed), and recomputed against the
     /// latest state otherwise — under READ COMMITTED, where a PATCH is merged into the latest
-    /// version. The lock is released before waiting for the fsync, so group commit keeps
+    /// version — and always when the transaction writes to a table with unique fields (see
+    /// `unique.rs`). The lock is released before waiting for the fsync, so group commit keeps
     /// batching.
     pub(crate) fn commit_events(&self, txn: TxnCommit) -> Result<CommitInfo> {
         let TxnCommit { events, checked, checked_at, start_seq, isolation, reads } = txn;
@@ -373,7 +374,11 @@ impl Database {
             // tables written since the start seq they were computed at (a change depends only
             // on its key's document and its table's schema).
             let current = checked_at == Some(writer.last_seq) || checks;
-            if current && checked.len() == events.len() {
+            // A unique field can be taken by a concurrent commit under another key, which
+            // no conflict check sees: validate writes to such tables again (`unique.rs`).
+            let unique = events.iter().any(|e| state.has_unique(&e.table))
+                || checked.iter().any(|c| c.schema.as_ref().is_some_and(|s| !s.unique.is_empty()));
+            if current && !unique && checked.len() == events.len() {
                 Ok(checked)
             } else {
                 let prepared = state.prepare(&events);
@@ -383,8 +388,9 @@ impl Database {
         let changes = match changes {
             Ok(changes) => changes,
             Err(error) => {
+                let last_seq = writer.last_seq;
                 drop(writer);
-                return Err(self.settle_conflict(error));
+                return Err(self.settle_conflict(error, last_seq));
             }
         };
         #[cfg(feature = "test-hooks")]
@@ -415,10 +421,16 @@ impl Database {
     /// A transaction that lost to a commit which is not durable yet waits until it is (as a
     /// PostgreSQL writer waits for the transaction holding its row) before it reports the
     /// conflict: a retry begun right after then sees the winner, instead of losing to it again.
-    fn settle_conflict(&self, error: Error) -> Error {
-        if let Error::Conflict { seq, .. } = &error
-            && *seq > self.last_seq()
-            && let Err(failure) = self.wait_durable(*seq)
+    /// A unique violation found at commit may name a holder whose commit is not durable yet:
+    /// it waits for every commit given a seq before it (`last_seq`), for the same reason.
+    fn settle_conflict(&self, error: Error, last_seq: u64) -> Error {
+        let wait_for = match &error {
+            Error::Conflict { seq, .. } => *seq,
+            Error::UniqueViolation(_) => last_seq,
+            _ => return error,
+        };
+        if wait_for > self.last_seq()
+            && let Err(failure) = self.wait_durable(wait_for)
         {
             return failure;
         }

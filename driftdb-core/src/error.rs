@@ -51,6 +51,12 @@ pub enum Error {
         /// The primary key that was not found.
         key: Key,
     },
+    /// A write (INSERT, PATCH, UPSERT) would give two live rows the same value at a unique
+    /// field, or a unique index was declared on a field where two live rows already hold the
+    /// same value. Retrying fails again until the other row changes its value or is deleted.
+    /// (Boxed: the details would make every `Result` of the crate larger.)
+    #[error("{0}")]
+    UniqueViolation(Box<UniqueViolation>),
     /// A document, patch, key or name that the engine cannot store.
     #[error("invalid input: {reason}")]
     InvalidInput {
@@ -171,6 +177,26 @@ pub enum Error {
     },
 }
 
+/// The details of an [`Error::UniqueViolation`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unique index on {table}.{field}: value {value} is already held by key {existing_key}, \
+     so key {key} cannot hold it"
+)]
+#[non_exhaustive]
+pub struct UniqueViolation {
+    /// The table.
+    pub table: String,
+    /// The unique field path (dotted).
+    pub field: String,
+    /// The value, as JSON text (as the refused document holds it: `1.0` collides with `1`).
+    pub value: String,
+    /// The key whose write (or, when declaring the index, whose row) was refused.
+    pub key: Key,
+    /// The key that already holds the value.
+    pub existing_key: Key,
+}
+
 /// What part of a transaction a concurrent commit changed (see [`Error::Conflict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -225,6 +251,7 @@ impl Error {
                 | Error::TableExists { .. }
                 | Error::DuplicateKey { .. }
                 | Error::KeyNotFound { .. }
+                | Error::UniqueViolation(_)
                 | Error::InvalidInput { .. }
                 | Error::TooLarge { .. }
                 | Error::FutureSeq { .. }

@@ -5,7 +5,9 @@
 //! can both use it. A field index maps `(value, key)` to the seq ranges `[from, to)` in which
 //! the key's document held that value; a lookup at seq `s` returns the keys with a range that
 //! contains `s`. So an indexed read works `AS OF` any seq, not only now, and an index declared
-//! late is built from the whole history and serves old seqs too.
+//! late is built from the whole history and serves old seqs too. Every unique field
+//! (`UNIQUE(email)`) is indexed the same way; `unique.rs` looks up a value's holders through
+//! it when it checks a write.
 //!
 //! Invariants:
 //! - Every version whose document has a non-null value `v` at `path`, installed at seq `s`,
@@ -62,7 +64,7 @@ impl IndexValue {
     }
 }
 
-fn at_path<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
+pub(crate) fn at_path<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut current = doc;
     for name in path {
         current = current.get(name)?;
@@ -70,7 +72,8 @@ fn at_path<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
     Some(current)
 }
 
-fn indexed(doc: Option<&Arc<Value>>, path: &[String]) -> Option<IndexValue> {
+/// The index key of the value at `path` in `doc`; `None` when missing or null.
+pub(crate) fn indexed(doc: Option<&Arc<Value>>, path: &[String]) -> Option<IndexValue> {
     doc.and_then(|d| at_path(d, path)).and_then(IndexValue::of)
 }
 
@@ -133,12 +136,20 @@ impl FieldIndex {
     }
 }
 
-/// The field paths a schema's declared indexes cover, each once.
+/// A dotted field name as a path.
+pub(crate) fn split_path(field: &str) -> Vec<String> {
+    field.split('.').map(str::to_owned).collect()
+}
+
+/// The field paths a schema's declared indexes cover, each once: the fields of every
+/// `INDEX(...)` and every unique field.
 pub(crate) fn declared_paths(schema: &TableSchema) -> Vec<Vec<String>> {
     let mut paths: Vec<Vec<String>> = Vec::new();
-    for fields in &schema.indexes {
+    for fields in
+        schema.indexes.iter().map(Vec::as_slice).chain(std::iter::once(schema.unique.as_slice()))
+    {
         for field in fields {
-            let path: Vec<String> = field.split('.').map(str::to_owned).collect();
+            let path = split_path(field);
             if !paths.contains(&path) {
                 paths.push(path);
             }

@@ -16,6 +16,11 @@
 //! whose winner is installed but not durable yet waits for it before reporting the conflict
 //! (`Database::settle_conflict`), so that a retry sees the winner.
 //!
+//! Unique fields are not a conflict check: a concurrent commit can take a unique value under a
+//! key this transaction never touched. A transaction writing to a table with unique fields is
+//! therefore validated again at commit against the latest state, at every level, and fails
+//! with [`Error::UniqueViolation`] (not retryable) when its value was taken (see `unique.rs`).
+//!
 //! # Why SERIALIZABLE is serializable (backward validation)
 //!
 //! A SERIALIZABLE transaction T that writes reads at its start seq `s` and commits at seq `c`.

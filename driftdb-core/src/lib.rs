@@ -65,12 +65,13 @@ mod schema;
 mod state;
 pub mod storage;
 mod txn;
+mod unique;
 mod value;
 
 pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
-pub use error::{ConflictKind, Error, Result};
+pub use error::{ConflictKind, Error, Result, UniqueViolation};
 pub use event::ChangeKind;
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]

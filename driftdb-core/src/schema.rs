@@ -14,10 +14,16 @@ use crate::value::Value;
 pub struct TableSchema {
     /// The field that holds each document's primary key (`pk=id`).
     pub primary_key: String,
-    /// Declared secondary indexes, as lists of fields. The engine records them in history;
-    /// index structures are built by a later release.
+    /// Declared secondary indexes, as lists of fields; each field listed is indexed on its own
+    /// (see `index.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<Vec<String>>,
+    /// Field paths (dotted) whose non-null values must be unique among the table's live rows
+    /// (`UNIQUE(email)`). Each is also indexed. A write that would make two live rows hold
+    /// the same value fails with [`Error::UniqueViolation`]; numbers compare by value, so `1`
+    /// and `1.0` collide, and null or missing values are not constrained.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique: Vec<String>,
     /// Declared columns with their defaults (from `ALTER TABLE ... ADD COLUMN`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnDef>,
@@ -36,12 +42,22 @@ pub struct ColumnDef {
 impl TableSchema {
     /// A schema with only a primary key field.
     pub fn new(primary_key: impl Into<String>) -> Self {
-        TableSchema { primary_key: primary_key.into(), indexes: Vec::new(), columns: Vec::new() }
+        TableSchema {
+            primary_key: primary_key.into(),
+            indexes: Vec::new(),
+            unique: Vec::new(),
+            columns: Vec::new(),
+        }
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.primary_key.is_empty() {
             return Err(Error::invalid("the primary key field name is empty"));
+        }
+        for field in &self.unique {
+            if field.is_empty() || field.split('.').any(str::is_empty) {
+                return Err(Error::invalid(format!("unique field {field:?} is not a field path")));
+            }
         }
         Ok(())
     }
@@ -90,8 +106,19 @@ mod tests {
     fn schema_yaml_round_trip() {
         let mut s = TableSchema::new("id");
         s.indexes.push(vec!["email".into()]);
+        s.unique.push("login.name".into());
         s.columns.push(ColumnDef { name: "prio".into(), default: Some(Value::Int(1)) });
         let text = serde_yaml::to_string(&s).unwrap();
         assert_eq!(serde_yaml::from_str::<TableSchema>(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn schemas_without_unique_encode_as_before() {
+        let s = TableSchema::new("id");
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(text, r#"{"primary_key":"id"}"#);
+        let old: TableSchema =
+            serde_json::from_str(r#"{"primary_key":"id","indexes":[["a"]]}"#).unwrap();
+        assert!(old.unique.is_empty());
     }
 }

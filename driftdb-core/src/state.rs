@@ -17,6 +17,7 @@ use crate::event::Event;
 use crate::index::FieldIndex;
 use crate::schema::TableSchema;
 use crate::storage::frame::EventType;
+use crate::unique::WrittenValues;
 use crate::value::{Key, Value, check_document};
 
 /// One version of one key.
@@ -77,8 +78,11 @@ pub(crate) struct Overlay {
     pub base_seq: u64,
     tables: HashMap<String, Option<Arc<TableSchema>>>,
     /// Tables (re)created inside the transaction: their older rows are not live.
-    fresh_tables: HashSet<String>,
-    rows: HashMap<String, HashMap<Key, Option<Arc<Value>>>>,
+    pub(crate) fresh_tables: HashSet<String>,
+    /// The transaction's version of every key it wrote (`None`: soft-deleted).
+    pub(crate) rows: HashMap<String, HashMap<Key, Option<Arc<Value>>>>,
+    /// The values its written rows hold at unique fields (see `unique.rs`).
+    pub(crate) written_values: WrittenValues,
 }
 
 impl Overlay {
@@ -88,6 +92,7 @@ impl Overlay {
             tables: HashMap::default(),
             fresh_tables: HashSet::new(),
             rows: HashMap::default(),
+            written_values: WrittenValues::default(),
         }
     }
 }
@@ -252,6 +257,7 @@ impl State {
                     }
                     overlay.fresh_tables.insert(table.to_owned());
                     overlay.rows.remove(table);
+                    overlay.written_values.forget(table);
                 } else {
                     let current =
                         current.ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })?;
@@ -261,6 +267,7 @@ impl State {
                             current.primary_key
                         )));
                     }
+                    self.check_unique_declared(overlay, table, &current, &schema)?;
                 }
                 let schema = Arc::new(schema);
                 overlay.tables.insert(table.to_owned(), Some(schema.clone()));
@@ -317,11 +324,17 @@ impl State {
                         None
                     }
                 };
+                if let Some(doc) = &new_doc
+                    && !schema.unique.is_empty()
+                {
+                    self.check_unique(overlay, table, &schema, &key, doc)?;
+                }
                 if !overlay.rows.contains_key(table) {
                     overlay.rows.insert(table.to_owned(), HashMap::default());
                 }
                 if let Some(rows) = overlay.rows.get_mut(table) {
-                    rows.insert(key, new_doc.clone());
+                    let old = rows.insert(key.clone(), new_doc.clone()).flatten();
+                    overlay.written_values.on_write(table, &key, old.as_ref(), new_doc.as_ref());
                 }
                 change.doc = new_doc;
             }

@@ -10,8 +10,8 @@ use driftdb_core::{AsOf, IsolationLevel, Value};
 /// One DriftQL statement.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
-    /// `CREATE TABLE t (pk=id, INDEX(a, b))`: every `INDEX(...)` declares one index over the
-    /// listed fields.
+    /// `CREATE TABLE t (pk=id, INDEX(a, b), UNIQUE(c))`: every `INDEX(...)` declares one
+    /// index over the listed fields, every `UNIQUE(...)` a unique index on one field.
     CreateTable {
         /// The table name.
         table: String,
@@ -19,6 +19,8 @@ pub enum Statement {
         primary_key: String,
         /// Declared indexes, each a list of fields.
         indexes: Vec<Vec<Path>>,
+        /// Fields with a unique index.
+        unique: Vec<Path>,
     },
     /// `DROP TABLE [IF EXISTS] t`.
     DropTable {
@@ -27,14 +29,16 @@ pub enum Statement {
         /// With `IF EXISTS`, a missing table is not an error.
         if_exists: bool,
     },
-    /// `CREATE INDEX ON t(a, b)`.
+    /// `CREATE INDEX ON t(a, b)`, or `CREATE UNIQUE INDEX ON t(a)` (one field).
     CreateIndex {
         /// The table name.
         table: String,
-        /// The indexed fields.
+        /// The indexed fields (exactly one when `unique`).
         fields: Vec<Path>,
+        /// Whether the index is unique.
+        unique: bool,
     },
-    /// `DROP INDEX ON t(a, b)`.
+    /// `DROP INDEX ON t(a, b)`: drops the index on exactly those fields, unique or not.
     DropIndex {
         /// The table name.
         table: String,

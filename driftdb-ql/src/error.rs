@@ -114,7 +114,8 @@ pub enum Error {
     },
 
     // ---- The database refused or failed: see the core error. ----
-    /// An error of the storage engine (in use by another process, I/O, corruption, ...).
+    /// An error of the storage engine: a unique index refused a write (kind
+    /// `unique_violation`), the database is in use by another process, I/O, corruption, ...
     #[error(transparent)]
     Core(driftdb_core::Error),
 }
@@ -209,6 +210,7 @@ fn core_kind(e: &driftdb_core::Error) -> &'static str {
         E::TableExists { .. } => "table_exists",
         E::DuplicateKey { .. } => "duplicate_key",
         E::KeyNotFound { .. } => "key_not_found",
+        E::UniqueViolation(_) => "unique_violation",
         E::InvalidInput { .. } => "invalid_input",
         E::TooLarge { .. } => "too_large",
         E::FutureSeq { .. } => "future_seq",
@@ -232,6 +234,8 @@ impl From<driftdb_core::Error> for Error {
             E::TableExists { table } => Error::TableExists { table },
             E::DuplicateKey { table, key } => Error::DuplicateKey { table, key },
             E::KeyNotFound { table, key } => Error::KeyNotFound { table, key },
+            // A unique violation keeps the core error (kind `unique_violation`): its message
+            // is already written for DriftQL users.
             E::FutureSeq { requested, latest } => Error::FutureSeq { requested, latest },
             other => Error::Core(other),
         }

@@ -227,6 +227,7 @@ fn apply_one(db: &Database, migration: &Migration) -> Result<Applied> {
             table: MIGRATIONS_TABLE.into(),
             primary_key: "id".into(),
             indexes: Vec::new(),
+            unique: Vec::new(),
         };
         session.execute(&create).map_err(|e| fail(e, 0))?;
     }

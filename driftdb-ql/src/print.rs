@@ -434,11 +434,15 @@ fn as_of_suffix(f: &mut Formatter<'_>, as_of: &Option<AsOf>) -> fmt::Result {
 impl Display for Statement {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         match self {
-            Statement::CreateTable { table, primary_key, indexes } => {
+            Statement::CreateTable { table, primary_key, indexes, unique } => {
                 write!(f, "CREATE TABLE {} (pk={}", Name(table), Name(primary_key))?;
                 for index in indexes {
                     f.write_str(", INDEX")?;
                     fields(f, index)?;
+                }
+                for field in unique {
+                    f.write_str(", UNIQUE")?;
+                    fields(f, std::slice::from_ref(field))?;
                 }
                 f.write_char(')')
             }
@@ -446,8 +450,9 @@ impl Display for Statement {
                 let if_exists = if *if_exists { "IF EXISTS " } else { "" };
                 write!(f, "DROP TABLE {if_exists}{}", Name(table))
             }
-            Statement::CreateIndex { table, fields: paths } => {
-                write!(f, "CREATE INDEX ON {}", Name(table))?;
+            Statement::CreateIndex { table, fields: paths, unique } => {
+                let unique = if *unique { "UNIQUE " } else { "" };
+                write!(f, "CREATE {unique}INDEX ON {}", Name(table))?;
                 fields(f, paths)
             }
             Statement::DropIndex { table, fields: paths } => {

@@ -205,12 +205,30 @@ fn statement() -> impl Strategy<Value = Statement> {
         name().prop_map(|name| AlterAction::DropColumn { name }),
     ];
     prop_oneof![
-        (name(), name(), prop::collection::vec(fields(), 0..3)).prop_map(
-            |(table, primary_key, indexes)| Statement::CreateTable { table, primary_key, indexes }
-        ),
+        (
+            name(),
+            name(),
+            prop::collection::vec(fields(), 0..3),
+            prop::collection::vec(path(), 0..3)
+        )
+            .prop_map(|(table, primary_key, indexes, unique)| Statement::CreateTable {
+                table,
+                primary_key,
+                indexes,
+                unique
+            }),
         (name(), any::<bool>())
             .prop_map(|(table, if_exists)| Statement::DropTable { table, if_exists }),
-        (name(), fields()).prop_map(|(table, fields)| Statement::CreateIndex { table, fields }),
+        (name(), fields()).prop_map(|(table, fields)| Statement::CreateIndex {
+            table,
+            fields,
+            unique: false
+        }),
+        (name(), path()).prop_map(|(table, field)| Statement::CreateIndex {
+            table,
+            fields: vec![field],
+            unique: true
+        }),
         (name(), fields()).prop_map(|(table, fields)| Statement::DropIndex { table, fields }),
         (name(), action).prop_map(|(table, action)| Statement::AlterTable { table, action }),
         prop::option::of(as_of()).prop_map(|as_of| Statement::ShowTables { as_of }),

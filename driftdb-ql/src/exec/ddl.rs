@@ -1,8 +1,11 @@
 //! Schema statements. Each is a schema event in the table's history, so `DESCRIBE t AS OF`
 //! shows the schema of any past seq.
 //!
-//! - `CREATE INDEX` / `DROP INDEX` change the indexes declared in the schema. This release
-//!   records them; queries scan (EXPLAIN says so).
+//! - `CREATE [UNIQUE] INDEX` / `DROP INDEX` change the indexes declared in the schema; the
+//!   engine builds each declared index from the whole history. A unique index (one field) is
+//!   enforced by the engine: a write that would give two live rows one value there fails with
+//!   `unique_violation`, and so does declaring it where two live rows already share a value.
+//!   `DROP INDEX ON t(a)` drops every index declared on exactly `(a)`, unique or not.
 //! - `ADD COLUMN c DEFAULT v` declares a column: documents without the field read as `v`
 //!   (applied at read time, so it costs nothing however large the table). Without `DEFAULT`
 //!   the column is only declared.
@@ -37,12 +40,18 @@ fn details(table: &str, extra: serde_json::Value) -> Vec<(String, Value)> {
 /// Buffer the events of a DDL statement in `txn`.
 pub(crate) fn apply(txn: &mut Transaction<'_>, statement: &Statement) -> Result<Report> {
     match statement {
-        Statement::CreateTable { table, primary_key, indexes } => {
+        Statement::CreateTable { table, primary_key, indexes, unique } => {
             let mut schema = TableSchema::new(primary_key.clone());
             for fields in indexes {
                 let index = index_name(fields);
                 if !schema.indexes.contains(&index) {
                     schema.indexes.push(index);
+                }
+            }
+            for field in unique {
+                let field = path_text(field);
+                if !schema.unique.contains(&field) {
+                    schema.unique.push(field);
                 }
             }
             txn.create_table(table, schema)?;
@@ -67,7 +76,26 @@ pub(crate) fn apply(txn: &mut Transaction<'_>, statement: &Statement) -> Result<
                 details(table, json!({"dropped": true})),
             ))
         }
-        Statement::CreateIndex { table, fields } => {
+        Statement::CreateIndex { table, fields, unique: true } => {
+            let mut schema = txn.schema(table)?;
+            let [field] = fields.as_slice() else {
+                return Err(Error::invalid("a unique index has exactly one field"));
+            };
+            let field = path_text(field);
+            if schema.unique.contains(&field) {
+                return Err(Error::invalid(format!(
+                    "table {table} already has a unique index on ({field})"
+                )));
+            }
+            schema.unique.push(field.clone());
+            txn.alter_table(table, schema)?;
+            Ok((
+                "CREATE INDEX",
+                format!("declared unique index on {table}({field})"),
+                details(table, json!({"index": [field], "unique": true})),
+            ))
+        }
+        Statement::CreateIndex { table, fields, unique: false } => {
             let mut schema = txn.schema(table)?;
             let index = index_name(fields);
             if schema.indexes.contains(&index) {
@@ -87,9 +115,12 @@ pub(crate) fn apply(txn: &mut Transaction<'_>, statement: &Statement) -> Result<
         Statement::DropIndex { table, fields } => {
             let mut schema = txn.schema(table)?;
             let index = index_name(fields);
-            let before = schema.indexes.len();
+            let before = schema.indexes.len() + schema.unique.len();
             schema.indexes.retain(|i| *i != index);
-            if schema.indexes.len() == before {
+            if let [field] = index.as_slice() {
+                schema.unique.retain(|u| u != field);
+            }
+            if schema.indexes.len() + schema.unique.len() == before {
                 return Err(Error::invalid(format!(
                     "table {table} has no index on ({}); DESCRIBE {table} lists its indexes",
                     index.join(", ")

@@ -76,7 +76,8 @@ fn run(source: &Source<'_, '_>, q: &Select, db: &Database) -> Result<Run> {
             // from ANALYZE the most selective goes first, and an index whose value matches
             // half the rows or more is skipped: re-checking that many candidates costs more
             // than a scan (cost: 2 per candidate, 1 per scanned row).
-            let indexed: Vec<&String> = schema.indexes.iter().flatten().collect();
+            let indexed: Vec<&String> =
+                schema.indexes.iter().flatten().chain(&schema.unique).collect();
             let mut candidates: Vec<(String, Value)> = equalities(q.filter.as_ref())
                 .into_iter()
                 .filter(|(f, _)| indexed.contains(&f))
@@ -623,8 +624,12 @@ pub(crate) fn explain(source: &Source<'_, '_>, q: &Select, db: &Database) -> Res
         },
     ));
     let filtered = q.filter.as_ref().map(fields_of).unwrap_or_default();
-    let unused: Vec<String> =
-        schema.indexes.iter().flatten().filter(|field| filtered.contains(field)).cloned().collect();
+    let mut unused: Vec<String> = Vec::new();
+    for field in schema.indexes.iter().flatten().chain(&schema.unique) {
+        if filtered.contains(field) && !unused.contains(field) {
+            unused.push(field.clone());
+        }
+    }
     if run.lookup.is_none()
         && run.index_used.is_none()
         && run.plan_notes.is_empty()

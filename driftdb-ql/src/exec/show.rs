@@ -51,6 +51,9 @@ pub(crate) fn describe(source: &Source<'_, '_>, table: &str) -> Result<Rows> {
     for index in &schema.indexes {
         rows.push(vec![text(index.join(", ")), text("index"), Some(Value::Null)]);
     }
+    for field in &schema.unique {
+        rows.push(vec![text(field), text("unique index"), Some(Value::Null)]);
+    }
     Ok(Rows {
         columns: vec!["field".into(), "kind".into(), "default".into()],
         rows,

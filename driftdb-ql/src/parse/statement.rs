@@ -176,13 +176,31 @@ fn field_list<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Vec<crate::ast::Path>> {
     Ok((i, fields))
 }
 
-/// `TABLE t (pk=id, INDEX(a, b), ...)` or `INDEX ON t(a, b)` after CREATE.
+/// `( path )`: the one field of a unique index.
+fn unique_field<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, crate::ast::Path> {
+    let (i, ()) = sym(cx, i, "(")?;
+    let (i, field) = path(cx, i, "a field name")?;
+    if let Some((_, ())) = optional(sym(cx, i, ","))? {
+        return Err(cx.syntax(i, "`)` (a unique index has one field)", None));
+    }
+    let (i, ()) = sym(cx, i, ")")?;
+    Ok((i, field))
+}
+
+/// `TABLE t (pk=id, INDEX(a, b), UNIQUE(c), ...)`, `INDEX ON t(a, b)` or
+/// `UNIQUE INDEX ON t(a)` after CREATE.
 fn create<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
+    if let Some((i, ())) = optional(phrase(cx, i, "UNIQUE INDEX"))? {
+        let (i, ()) = kw(cx, i, "ON")?;
+        let (i, table) = ident(cx, i, TABLE)?;
+        let (i, field) = unique_field(cx, i)?;
+        return Ok((i, Statement::CreateIndex { table, fields: vec![field], unique: true }));
+    }
     if let Some((i, ())) = optional(kw(cx, i, "INDEX"))? {
         let (i, ()) = kw(cx, i, "ON")?;
         let (i, table) = ident(cx, i, TABLE)?;
         let (i, fields) = field_list(cx, i)?;
-        return Ok((i, Statement::CreateIndex { table, fields }));
+        return Ok((i, Statement::CreateIndex { table, fields, unique: false }));
     }
     let (i, ()) = kw(cx, i, "TABLE")?;
     let (i, table) = ident(cx, i, TABLE)?;
@@ -191,14 +209,21 @@ fn create<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
     let (i, ()) = sym(cx, i, "=")?;
     let (mut i, primary_key) = ident(cx, i, "the primary key field")?;
     let mut indexes = Vec::new();
+    let mut unique = Vec::new();
     while let Some((rest, ())) = optional(sym(cx, i, ","))? {
+        if let Some((rest, ())) = optional(kw(cx, rest, "UNIQUE"))? {
+            let (rest, field) = unique_field(cx, rest)?;
+            unique.push(field);
+            i = rest;
+            continue;
+        }
         let (rest, ()) = kw(cx, rest, "INDEX")?;
         let (rest, fields) = field_list(cx, rest)?;
         indexes.push(fields);
         i = rest;
     }
     let (i, ()) = sym(cx, i, ")")?;
-    Ok((i, Statement::CreateTable { table, primary_key, indexes }))
+    Ok((i, Statement::CreateTable { table, primary_key, indexes, unique }))
 }
 
 /// `TABLE [IF EXISTS] t` or `INDEX ON t(a, b)` after DROP.

@@ -22,6 +22,18 @@ fn syntax(text: &str) -> (usize, usize, String, String) {
 #[test]
 fn representative_messages() {
     assert_eq!(
+        message("CREATE UNIQUE INDEX ON t(a, b)"),
+        "syntax error at line 1, column 27: expected `)` (a unique index has one field), found `,`"
+    );
+    assert_eq!(
+        message("CREATE TABLE t (pk=id, UNIQUE(a, b))"),
+        "syntax error at line 1, column 32: expected `)` (a unique index has one field), found `,`"
+    );
+    assert_eq!(
+        message("CREATE TABLE t (pk=id, KEY(a))"),
+        "syntax error at line 1, column 24: expected `UNIQUE` or `INDEX`, found `KEY`"
+    );
+    assert_eq!(
         message("SELECT * FORM orders"),
         "syntax error at line 1, column 10: expected `FROM`, found `FORM`"
     );

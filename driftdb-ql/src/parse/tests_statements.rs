@@ -69,6 +69,7 @@ fn seed_readme_examples_parse_as_written() {
             table: orders(),
             primary_key: "id".into(),
             indexes: vec![vec![path("status"), path("customer_id")]],
+            unique: vec![],
         }
     );
     assert_eq!(
@@ -138,7 +139,7 @@ fn seed_readme_examples_parse_as_written() {
     );
     assert_eq!(
         parse("CREATE INDEX ON orders(created_at)"),
-        Statement::CreateIndex { table: orders(), fields: vec![path("created_at")] }
+        Statement::CreateIndex { table: orders(), fields: vec![path("created_at")], unique: false }
     );
     assert_eq!(
         parse("ALTER TABLE orders DROP COLUMN legacy_field"),
@@ -192,6 +193,22 @@ fn schema_statements() {
     );
     canonical("DROP TABLE IF EXISTS if", "DROP TABLE IF EXISTS if");
     canonical("CREATE INDEX ON t (a, b)", "CREATE INDEX ON t(a, b)");
+    assert_eq!(
+        canonical("create unique index on t ( a.b )", "CREATE UNIQUE INDEX ON t(a.b)"),
+        Statement::CreateIndex { table: "t".into(), fields: vec![path("a.b")], unique: true }
+    );
+    assert_eq!(
+        canonical(
+            "CREATE TABLE users (pk=id, unique(email), INDEX(status), UNIQUE(login.name))",
+            "CREATE TABLE users (pk=id, INDEX(status), UNIQUE(email), UNIQUE(login.name))",
+        ),
+        Statement::CreateTable {
+            table: "users".into(),
+            primary_key: "id".into(),
+            indexes: vec![vec![path("status")]],
+            unique: vec![path("email"), path("login.name")],
+        }
+    );
     canonical("DROP INDEX ON t(a.b)", "DROP INDEX ON t(a.b)");
     canonical("ALTER TABLE t ADD COLUMN c", "ALTER TABLE t ADD COLUMN c");
     canonical("ALTER TABLE t ADD COLUMN c DEFAULT -5", "ALTER TABLE t ADD COLUMN c DEFAULT -5");
