@@ -317,19 +317,7 @@ fn paired_enabled() -> bool {
 mod paired {
     use super::*;
 
-    fn median(mut xs: Vec<f64>) -> f64 {
-        xs.sort_by(f64::total_cmp);
-        let n = xs.len();
-        match n {
-            0 => f64::NAN,
-            _ if n % 2 == 1 => xs.get(n / 2).copied().unwrap_or(f64::NAN),
-            _ => {
-                let a = xs.get(n / 2 - 1).copied().unwrap_or(f64::NAN);
-                let b = xs.get(n / 2).copied().unwrap_or(f64::NAN);
-                (a + b) / 2.0
-            }
-        }
-    }
+    use driftdb_benches::paired::median;
 
     fn min_max(xs: &[f64]) -> (f64, f64) {
         xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
