@@ -70,7 +70,9 @@ mod value;
 
 pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
-pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
+pub use db::{
+    AsOf, CommitInfo, Database, HistoryEntry, Options, Row, SharedRow, Snapshot, TableStats,
+};
 pub use error::{ConflictKind, Error, Result, UniqueViolation};
 pub use event::ChangeKind;
 #[cfg(feature = "test-hooks")]
