@@ -9,6 +9,7 @@ pub mod fs;
 pub mod segment;
 pub mod segment_set;
 pub mod sim;
+pub mod snapshot;
 pub mod wal;
 
 use std::path::Path;
