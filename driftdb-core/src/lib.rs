@@ -62,6 +62,7 @@ pub mod limits;
 mod msgpack;
 mod recovery;
 mod schema;
+mod snapshot;
 mod state;
 pub mod storage;
 mod txn;
@@ -78,6 +79,8 @@ pub use event::ChangeKind;
 pub use hooks::{CommitHook, CommitPoint};
 pub use isolation::IsolationLevel;
 pub use schema::{ColumnDef, TableSchema};
+pub use snapshot::{RowStream, SnapshotInfo};
+pub use storage::snapshot::SnapshotKind;
 pub use txn::Transaction;
 pub use value::{Key, Map, Value, from_value, to_value};
 

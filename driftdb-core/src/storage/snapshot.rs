@@ -542,10 +542,14 @@ pub struct SnapshotFile {
 impl SnapshotFile {
     /// Open `path`: read and check the header, the trailer and the index (not the blocks).
     pub fn open(fs: &dyn Fs, path: &Path) -> Result<SnapshotFile> {
+        Self::open_from(path, &FsSource { fs, path })
+    }
+
+    fn open_from(path: &Path, src: &dyn Source) -> Result<SnapshotFile> {
         let io = |e| Error::io(path, e);
-        let len = fs.file_len(path).map_err(io)?;
+        let len = src.len().map_err(io)?;
         let head_len = (HEADER_FIXED_BYTES + TABLE_NAME_BYTES_MAX + 4) as u64;
-        let head = fs.read_at(path, 0, head_len.min(len)).map_err(io)?;
+        let head = src.read_at(0, head_len.min(len)).map_err(io)?;
         let (header, header_len) = SnapshotHeader::decode(path, &head)?;
         let min = header_len as u64 + SNAP_TRAILER_BYTES as u64;
         if len < min {
@@ -556,14 +560,14 @@ impl SnapshotFile {
             ));
         }
         let trailer_at = len - SNAP_TRAILER_BYTES as u64;
-        let trailer_bytes = fs.read_at(path, trailer_at, SNAP_TRAILER_BYTES as u64).map_err(io)?;
+        let trailer_bytes = src.read_at(trailer_at, SNAP_TRAILER_BYTES as u64).map_err(io)?;
         let trailer = Trailer::decode(path, trailer_at, &trailer_bytes)?;
         let index_end = trailer.index_offset.checked_add(u64::from(trailer.index_len));
         if trailer.index_offset < header_len as u64 || index_end != Some(trailer_at) {
             return Err(Error::corrupt(path, trailer_at, "snapshot trailer: index out of place"));
         }
         let index_bytes =
-            fs.read_at(path, trailer.index_offset, u64::from(trailer.index_len)).map_err(io)?;
+            src.read_at(trailer.index_offset, u64::from(trailer.index_len)).map_err(io)?;
         let bad_index = |reason: String| {
             Error::corrupt(path, trailer.index_offset, format!("snapshot index: {reason}"))
         };
@@ -608,10 +612,18 @@ impl SnapshotFile {
         after: Option<&Key>,
         decompressor: &mut zstd::bulk::Decompressor<'static>,
     ) -> Result<Vec<Entry>> {
+        self.block_from(&FsSource { fs, path: &self.path }, i, after, decompressor)
+    }
+
+    fn block_from(
+        &self,
+        src: &dyn Source,
+        i: usize,
+        after: Option<&Key>,
+        decompressor: &mut zstd::bulk::Decompressor<'static>,
+    ) -> Result<Vec<Entry>> {
         let Some(block) = self.blocks.get(i) else { return Ok(Vec::new()) };
-        let bytes = fs
-            .read_at(&self.path, block.offset, block.len)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let bytes = src.read_at(block.offset, block.len).map_err(|e| Error::io(&self.path, e))?;
         let entries = read_block(&self.path, block.offset, &bytes, after, decompressor)?;
         if entries.len() != block.entries as usize {
             return Err(Error::corrupt(
@@ -630,11 +642,15 @@ impl SnapshotFile {
     /// Read and check every block, in order, keeping one in memory at a time.
     /// Returns the number of entries.
     pub fn verify(&self, fs: &dyn Fs) -> Result<u64> {
+        self.verify_from(&FsSource { fs, path: &self.path })
+    }
+
+    fn verify_from(&self, src: &dyn Source) -> Result<u64> {
         let mut decompressor = new_decompressor(&self.path)?;
         let mut last: Option<Key> = None;
         let mut count = 0u64;
         for i in 0..self.blocks.len() {
-            let entries = self.block(fs, i, last.as_ref(), &mut decompressor)?;
+            let entries = self.block_from(src, i, last.as_ref(), &mut decompressor)?;
             count += entries.len() as u64;
             if self.header.kind == SnapshotKind::Full
                 && let Some((key, None)) = entries.iter().find(|(_, d)| d.is_none())
@@ -649,6 +665,47 @@ impl SnapshotFile {
             last = entries.into_iter().last().map(|(k, _)| k);
         }
         Ok(count)
+    }
+}
+
+/// Check a whole snapshot file held in memory: header, index, trailer and every block.
+/// Returns what it holds. Never panics on any input.
+pub fn check_bytes(path: &Path, data: &[u8]) -> Result<SnapshotFile> {
+    let file = SnapshotFile::open_from(path, &data)?;
+    file.verify_from(&data)?;
+    Ok(file)
+}
+
+/// Where a snapshot's bytes come from: a file through [`Fs`], or memory.
+trait Source {
+    fn len(&self) -> std::io::Result<u64>;
+    fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>>;
+}
+
+struct FsSource<'a> {
+    fs: &'a dyn Fs,
+    path: &'a Path,
+}
+
+impl Source for FsSource<'_> {
+    fn len(&self) -> std::io::Result<u64> {
+        self.fs.file_len(self.path)
+    }
+    fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        self.fs.read_at(self.path, offset, len)
+    }
+}
+
+impl Source for &[u8] {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+    fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = usize::try_from(offset.saturating_add(len)).unwrap_or(usize::MAX);
+        self.get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
     }
 }
 
@@ -746,6 +803,7 @@ mod tests {
             f.create_dir(Path::new("/snap")).unwrap();
             let mut w = f.open_append(&path, true).unwrap();
             w.append(&bad).unwrap();
+            assert!(check_bytes(&path, &bad).is_err(), "flip at byte {i} not detected in memory");
             let err = read_all(&f, &path).expect_err(&format!("flip at byte {i} not detected"));
             assert!(
                 matches!(err, Error::Corrupt { ref file, .. } if file == &path),
