@@ -34,6 +34,36 @@ fn crash_image() -> (TestDb, TestDb) {
 }
 
 #[test]
+fn verify_checks_snapshots_and_reports_damage_with_file_and_offset() {
+    let t = sample_db();
+    let out = driftdb(&["snapshot", "-d", t.d(), "--table", "users"]);
+    assert_code(&out, 0);
+    let rel = json_out(&out)["path"].as_str().unwrap().to_string();
+    let out = driftdb(&["verify", "-d", t.d(), "--format", "json"]);
+    assert_code(&out, 0);
+    let report = json_out(&out);
+    let snap = report["files"].as_array().unwrap().iter().find(|f| f["file"] == rel.as_str());
+    assert_eq!(snap.unwrap()["problems"].as_array().unwrap().len(), 0, "{report}");
+
+    // Damage the first block (it starts right after the 40 + 5-byte header and its CRC).
+    let path = t.dir.join(&rel);
+    let block = 40 + "users".len() as u64 + 4;
+    flip(&path, block + 20);
+    let out = driftdb(&["verify", "-d", t.d(), "--format", "json"]);
+    assert_code(&out, 1);
+    let report = json_out(&out);
+    let bad = report["files"].as_array().unwrap().iter().find(|f| f["file"] == rel.as_str());
+    let problem = &bad.unwrap()["problems"][0];
+    assert_eq!(problem["offset"], block, "{report}");
+    assert_eq!(problem["severity"], "error");
+    assert!(problem["message"].as_str().unwrap().contains("CRC"), "{problem}");
+    // The database still opens and reads answer from the segments.
+    let out = driftdb(&["export", "-d", t.d(), "--table", "users", "--format", "ndjson"]);
+    assert_code(&out, 0);
+    assert_eq!(json_lines(&out).len(), 1);
+}
+
+#[test]
 fn verify_passes_a_clean_database_and_changes_nothing() {
     let t = sample_db();
     let before = tree(&t.dir);

@@ -3,7 +3,7 @@
 //! longer when the seq needs more).
 //!
 //! ```text
-//! [header]                      42 + name bytes
+//! [header]                      44 + name bytes
 //! [block] [block] ...           zero or more
 //! [index]                       msgpack
 //! [trailer]                     40 bytes
