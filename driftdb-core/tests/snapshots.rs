@@ -343,8 +343,20 @@ fn a_damaged_snapshot_is_reported_and_never_used() {
     assert_eq!(s.map(Result::unwrap).collect::<Vec<_>>(), want);
     let damage = db.snapshot_damage().unwrap();
     assert!(damage.contains(&snap.path.display().to_string()), "{damage}");
-    // A new snapshot replaces it: the next scans start from it again.
+    // A new snapshot at the same seq replaces it.
+    let mut tx = db.begin();
+    tx.soft_delete("t", Key::Int(7)).unwrap();
+    let damaged_at = tx.commit().unwrap().seq;
+    let fine = db.snapshot_table("t").unwrap();
+    assert_eq!(fine.seq, damaged_at);
+    let mut bytes = std::fs::read(&fine.path).unwrap();
+    bytes[70] ^= 0x01;
+    std::fs::write(&fine.path, &bytes).unwrap();
+    drop(db);
+    let db = Database::open(dir.path()).unwrap();
     let again = db.snapshot_table("t").unwrap();
+    assert_eq!(again.seq, damaged_at);
+    assert_eq!(db.verify_snapshots().unwrap().1.len(), 1, "only the first damaged file is left");
     assert_eq!(again.kind, SnapshotKind::Full);
     assert_eq!(db.scan_stream("t", AsOf::Now).unwrap().snapshot_seq(), Some(again.seq));
 }

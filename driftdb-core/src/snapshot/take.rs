@@ -70,10 +70,14 @@ impl Database {
             t.schema_at(seq).map_or(0, |s| s.created_seq)
         };
         let existing = list(fs, &self.root, table)?;
+        // A snapshot at this seq already: return it when it is intact (else it is replaced).
         if let Some((_, path)) = existing.iter().find(|(s, _)| *s == seq)
             && let Ok(file) = SnapshotFile::open(fs, path)
             && file.header.created_seq == created_seq
+            && file.header.table == table
+            && (self.snapshots.verified.lock().contains(path) || file.verify(fs).is_ok())
         {
+            self.snapshots.verified.lock().insert(path.clone());
             return Ok(SnapshotInfo::of(&file));
         }
         let base = self.incremental_base(&existing, seq, created_seq);
