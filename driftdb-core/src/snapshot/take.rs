@@ -89,8 +89,12 @@ impl Database {
             t.rows
                 .iter()
                 .filter(|(_, versions)| {
-                    // Incremental: only keys with a version in (base_seq, seq].
-                    base.is_none_or(|b| versions.iter().any(|v| v.seq > b && v.seq <= seq))
+                    // Incremental: only keys with a version in (base_seq, seq] (versions are
+                    // sorted by seq: the first one after the base decides).
+                    base.is_none_or(|b| {
+                        let after = versions.partition_point(|v| v.seq <= b);
+                        versions.get(after).is_some_and(|v| v.seq <= seq)
+                    })
                 })
                 .filter_map(|(key, _)| {
                     let doc = t.doc_at(key, seq).cloned();
