@@ -228,7 +228,14 @@ impl Database {
             let t = state.table(table, seq)?;
             t.schema_at(seq).map_or(0, |s| s.created_seq)
         };
-        if self.poisoned.load(Ordering::Acquire) {
+        // A batch whose segment write failed becomes visible and poisons the engine in one
+        // critical section of the queue lock: read the flag under it, so a seq that includes
+        // such a batch is never read from segments that may lack it.
+        let poisoned = {
+            let _queue = self.queue.lock();
+            self.poisoned.load(Ordering::Acquire)
+        };
+        if poisoned {
             let rows = self.read(AsOf::Seq(seq))?.scan(table, |_| true)?;
             return Ok(RowStream { inner: Inner::Memory(rows.into_iter()) });
         }
