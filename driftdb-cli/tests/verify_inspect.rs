@@ -366,3 +366,35 @@ fn reports_print_rows_as_ndjson_and_csv() {
     assert!(text.starts_with("file,kind,bytes,frames,status\nCHECKPOINT,checkpoint,"), "{text}");
     assert!(text.contains("tables/users/segments/00000001.seg,segment,"), "{text}");
 }
+
+#[test]
+fn inspect_lists_a_snapshot_entry_by_entry_and_past_a_damaged_block() {
+    let t = sample_db();
+    let out = driftdb(&["snapshot", "-d", t.d(), "--table", "orders"]);
+    assert_code(&out, 0);
+    let path = t.dir.join(json_out(&out)["path"].as_str().unwrap());
+    let out = driftdb(&["inspect", path.to_str().unwrap(), "--format", "json"]);
+    assert_code(&out, 0);
+    let report = json_out(&out);
+    assert_eq!(report["kind"], "snapshot");
+    assert_eq!((report["table"].as_str(), report["seq"].as_u64()), (Some("orders"), Some(7)));
+    assert_eq!(report["snapshot_kind"], "full");
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["key"], 2);
+    assert_eq!(rows[1]["document"]["total"], 25);
+    let out = driftdb(&["inspect", path.to_str().unwrap(), "--format", "table"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("full snapshot of orders at seq 7"), "{}", stdout(&out));
+
+    // A flipped byte in the only block: listed as damaged at its offset, exit code 1.
+    let block = 40 + "orders".len() as u64 + 4;
+    flip(&path, block + 18);
+    let out = driftdb(&["inspect", path.to_str().unwrap(), "--format", "json"]);
+    assert_code(&out, 1);
+    let report = json_out(&out);
+    assert_eq!(report["blocks"][0]["ok"], false, "{report}");
+    assert_eq!(report["blocks"][0]["offset"], block);
+    assert!(report["blocks"][0]["error"].as_str().unwrap().contains("CRC"), "{report}");
+    assert_eq!(json_err(&out)["kind"], "corrupt");
+}

@@ -668,6 +668,25 @@ impl SnapshotFile {
     }
 }
 
+impl SnapshotFile {
+    /// Open a snapshot file held in memory (`data` is the whole file): header, trailer and
+    /// index are checked, not the blocks.
+    pub fn open_bytes(path: &Path, data: &[u8]) -> Result<SnapshotFile> {
+        Self::open_from(path, &data)
+    }
+
+    /// Read and check block `i` of the file held in `data` (see [`read_block`]).
+    pub fn block_in(
+        &self,
+        data: &[u8],
+        i: usize,
+        after: Option<&Key>,
+        decompressor: &mut zstd::bulk::Decompressor<'static>,
+    ) -> Result<Vec<Entry>> {
+        self.block_from(&data, i, after, decompressor)
+    }
+}
+
 /// Check a whole snapshot file held in memory: header, index, trailer and every block.
 /// Returns what it holds. Never panics on any input.
 pub fn check_bytes(path: &Path, data: &[u8]) -> Result<SnapshotFile> {
