@@ -124,3 +124,32 @@ fn out_of_order_keys_are_refused_by_the_writer() {
     w.abandon();
     assert!(!fs.exists(Path::new("/snap/00000077.snap.tmp")));
 }
+
+proptest::proptest! {
+    /// Any bytes after the magic, and any damage to a real snapshot (a run of bytes
+    /// overwritten, the file cut or extended), give an answer or an error, never a panic.
+    #[test]
+    fn checking_arbitrary_bytes_never_panics(
+        noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        at in 0usize..2000,
+        cut in proptest::option::of(0usize..2000),
+    ) {
+        let mut forged = SNAPSHOT_MAGIC.to_vec();
+        forged.extend_from_slice(&noise);
+        let _ = check_bytes(Path::new("f"), &forged);
+        let fs = SimFs::new();
+        let (path, _) = build(&fs, SnapshotKind::Incremental, 60, 10);
+        let mut data = fs.read(&path).unwrap();
+        let at = at % data.len();
+        for (i, b) in noise.iter().take(16).enumerate() {
+            if let Some(slot) = data.get_mut(at + i) {
+                *slot = *b;
+            }
+        }
+        if let Some(cut) = cut {
+            data.truncate(cut.min(data.len()));
+            data.extend_from_slice(&noise);
+        }
+        let _ = check_bytes(&path, &data);
+    }
+}
