@@ -25,6 +25,7 @@
 
 pub mod auto;
 pub mod scan;
+mod segments;
 pub mod take;
 
 use std::collections::{HashMap, HashSet};

@@ -18,7 +18,8 @@
 //!    one pass: for each key the newest source wins, and the rows live at `T` are yielded.
 //!
 //! **Memory.** One decoded block (about 64 KiB of entries) per file of the chain, plus the
-//! folded changes of the events replayed, plus one segment file while it is read. With
+//! folded changes of the events replayed, plus a 1 MiB piece of the plain segment being read
+//! (a compressed segment, written whole by compaction, is read whole: `segments.rs`). With
 //! automatic snapshots every K events the replay holds at most about K events; a table with
 //! no snapshot replays its whole history into the change map (its live rows). When the engine
 //! is poisoned (a segment write failed, so segments may lack acknowledged events) the scan
@@ -38,13 +39,7 @@ use std::sync::atomic::Ordering;
 use crate::commit::table_dir;
 use crate::db::{AsOf, Database, Row};
 use crate::error::{Error, Result};
-use crate::limits::SEGMENT_FRAME_BYTES_MAX;
-use crate::storage::compressed::{
-    BLOCK_HEADER_BYTES, BlockHeader, BlockReader, COMPRESSED_SEGMENT_VERSION,
-};
-use crate::storage::frame::{
-    self, EventType, FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC,
-};
+use crate::storage::frame::EventType;
 use crate::storage::fs::Fs;
 use crate::storage::segment::{self, SEGMENTS_DIR};
 use crate::storage::segment_set::{compacted_paths, plain_paths};
@@ -52,6 +47,7 @@ use crate::storage::snapshot::{Entry, SnapshotFile, SnapshotKind, new_decompress
 use crate::value::{Key, Value};
 
 use super::list;
+use super::segments::{first_seq, visit_segment};
 
 /// The rows of a table at one seq, in primary-key order, read a block at a time (see
 /// [`Database::scan_stream`]). Each item is a row, or the error that ended the stream.
@@ -375,9 +371,7 @@ impl Database {
         let end = firsts.iter().rposition(|f| f.is_some_and(|f| f <= upto));
         let Some(end) = end else { return Ok((changes, replayed, reset)) };
         for (path, trusted) in live.get(start..=end).unwrap_or_default() {
-            let data = fs.read(path).map_err(|e| Error::io(path, e))?;
-            let trusted = trusted.unwrap_or(data.len() as u64);
-            segment::visit_frames(path, &data, trusted, &mut |at, fr, _| {
+            visit_segment(fs, path, *trusted, &mut |at, fr, _| {
                 if fr.seq <= after || fr.seq > upto {
                     return Ok(());
                 }
@@ -425,73 +419,4 @@ fn fold_patch(
         }
     }
     Ok(())
-}
-
-/// The seq of the first event of a segment file (`None`: it holds none), read and checked
-/// from its first frame (plain) or first block (compressed) alone.
-fn first_seq(fs: &dyn Fs, path: &Path, trusted_len: Option<u64>) -> Result<Option<u64>> {
-    let io = |e| Error::io(path, e);
-    let len = match trusted_len {
-        Some(len) => len,
-        None => fs.file_len(path).map_err(io)?,
-    };
-    let bad = |offset: u64, reason: String| Error::corrupt(path, offset, reason);
-    if len < FILE_HEADER_BYTES as u64 {
-        return Err(bad(0, format!("segment of {len} bytes has no header")));
-    }
-    let head = fs.read_at(path, 0, FILE_HEADER_BYTES as u64).map_err(io)?;
-    let header = FileHeader::check_kind(&head, SEGMENT_MAGIC)
-        .map_err(|e| bad(0, format!("bad segment header: {e:?}")))?;
-    let start = FILE_HEADER_BYTES as u64;
-    match header.version {
-        FORMAT_VERSION => {
-            if len == start {
-                return Ok(None);
-            }
-            let need = |n: u64| -> Result<()> {
-                if start + n > len {
-                    return Err(bad(start, format!("first frame of {n} bytes runs past {len}")));
-                }
-                Ok(())
-            };
-            need(frame::BODY_OFFSET as u64)?;
-            let lead = fs.read_at(path, start, frame::BODY_OFFSET as u64).map_err(io)?;
-            let body = lead.get(..4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
-            let size = frame::BODY_OFFSET as u64 + u64::from(body.min(SEGMENT_FRAME_BYTES_MAX));
-            need(size)?;
-            let bytes = fs.read_at(path, start, size).map_err(io)?;
-            let fr = frame::decode(&bytes, SEGMENT_FRAME_BYTES_MAX)
-                .map_err(|e| bad(start, e.to_string()))?;
-            Ok(Some(fr.seq))
-        }
-        COMPRESSED_SEGMENT_VERSION => {
-            let head_end = start + BLOCK_HEADER_BYTES as u64;
-            if head_end > len {
-                return Err(bad(start, "compressed segment has no block".into()));
-            }
-            let mut bytes = fs.read_at(path, 0, head_end).map_err(io)?;
-            let block = BlockHeader::read(&bytes, FILE_HEADER_BYTES)
-                .ok_or_else(|| bad(start, "block header cut short".into()))?;
-            let end = start + block.size();
-            if end > len {
-                return Err(bad(
-                    start,
-                    format!("block of {} bytes runs past the file", block.size()),
-                ));
-            }
-            bytes = fs.read_at(path, 0, end).map_err(io)?;
-            let mut reader = BlockReader::new(path)?;
-            let end = bytes.len();
-            let checked =
-                reader.read_block(path, &bytes, FILE_HEADER_BYTES, end, None, &mut |_, _, _| {
-                    Ok(())
-                })?;
-            Ok(Some(checked.first_seq))
-        }
-        found => Err(Error::UnsupportedVersion {
-            file: path.to_path_buf(),
-            found,
-            supported: COMPRESSED_SEGMENT_VERSION,
-        }),
-    }
 }
