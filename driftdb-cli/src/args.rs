@@ -116,7 +116,8 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Decode a segment, WAL or CHECKPOINT file frame by frame, without changing it.
+    /// Decode a segment, WAL or CHECKPOINT file frame by frame, or a snapshot file entry by
+    /// entry, without changing it.
     Inspect {
         /// The file.
         path: PathBuf,

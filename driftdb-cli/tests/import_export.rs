@@ -234,6 +234,51 @@ fn export_writes_every_format_and_round_trips() {
 }
 
 #[test]
+fn export_as_of_streams_from_snapshots_and_answers_as_select() {
+    let t = sample_db();
+    // A snapshot at seq 7, then more history after it.
+    assert_code(&driftdb(&["snapshot", "-d", t.d(), "--table", "orders"]), 0);
+    let out = driftdb(&["sql", "-d", t.d(), "-e", r#"PATCH orders KEY 3 SET {"total": 31}"#]);
+    assert_code(&out, 0);
+    let out = driftdb(&["sql", "-d", t.d(), "-e", r#"INSERT INTO orders {"id": 4, "total": 40}"#]);
+    assert_code(&out, 0);
+    for at in ["@seq:6", "@seq:7", "@seq:8", "@seq:9"] {
+        for format in ["json", "ndjson", "csv"] {
+            let file = t.file(&format!("orders-{}.{format}", &at[5..]));
+            let out = driftdb(&[
+                "export",
+                "-d",
+                t.d(),
+                "--table",
+                "orders",
+                "--as-of",
+                at,
+                "-o",
+                file.to_str().unwrap(),
+            ]);
+            assert_code(&out, 0);
+            let select = driftdb(&["select", "-d", t.d(), "--table", "orders", "--as-of", at]);
+            let want = json_out(&select).as_array().unwrap().len();
+            assert_eq!(json_out(&out)["rows"], want, "{at} {format}");
+        }
+        let out = driftdb(&[
+            "export",
+            "-d",
+            t.d(),
+            "--table",
+            "orders",
+            "--as-of",
+            at,
+            "--format",
+            "json",
+        ]);
+        let select = driftdb(&["select", "-d", t.d(), "--table", "orders", "--as-of", at]);
+        let exported: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(exported, json_out(&select), "{at}");
+    }
+}
+
+#[test]
 fn export_reads_as_of_and_refuses_the_future() {
     let t = sample_db();
     let out = driftdb(&[

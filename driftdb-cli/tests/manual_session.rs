@@ -64,11 +64,17 @@ fn the_seed_manual_session_runs_verbatim() {
     assert_eq!(events[0]["document"]["email"], "alice@example.com");
     assert!(events[0]["time"].as_str().unwrap().ends_with('Z'));
 
-    // Create snapshot for faster queries: not in this release, a clear "not available" error,
-    // never a pretend success.
+    // Create snapshot for faster queries: a full snapshot of `users` at seq 2.
     let out = run(&["snapshot", "-d", "./mydata", "--table", "users"]);
-    assert_code(&out, 1);
-    assert_eq!(json_err(&out)["kind"], "not_available");
+    assert_code(&out, 0);
+    let snap = json_out(&out);
+    assert_eq!(snap["statement"], "SNAPSHOT");
+    assert_eq!(snap["seq"], 2);
+    assert_eq!(snap["kind"], "full");
+    assert_eq!(snap["entries"], 1);
+    assert_eq!(snap["path"], "tables/users/snapshots/00000002.snap");
+    let file = tmp.path().join("mydata/tables/users/snapshots/00000002.snap");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), snap["bytes"].as_u64().unwrap());
 
     // Compact storage: the table's segment is rewritten compressed, and every read answers the
     // same before and after.

@@ -254,10 +254,20 @@ fn init_creates_once_and_refuses_a_used_directory() {
 fn snapshot_and_compact_report_what_they_did_or_why_not() {
     let t = sample_db();
     let out = driftdb(&["snapshot", "-d", t.d(), "--table", "orders"]);
-    assert_code(&out, 1);
-    let err = json_err(&out);
-    assert_eq!(err["kind"], "not_available");
-    assert!(err["message"].as_str().unwrap().contains("is not available yet"), "{err}");
+    assert_code(&out, 0);
+    let done = json_out(&out);
+    assert_eq!(done["statement"], "SNAPSHOT");
+    assert_eq!((done["seq"].as_u64(), done["kind"].as_str()), (Some(7), Some("full")));
+    assert_eq!(done["entries"], 3);
+    assert!(t.dir.join(done["path"].as_str().unwrap()).is_file(), "{done}");
+    // Again with nothing committed since: the same snapshot, reported in a table.
+    let out = driftdb(&["snapshot", "-d", t.d(), "--table", "orders", "--format", "table"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("full snapshot of orders at seq 7: 3 entries"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = driftdb(&["compact", "-d", t.d(), "--table", "orders"]);
     assert_code(&out, 0);

@@ -34,6 +34,36 @@ fn crash_image() -> (TestDb, TestDb) {
 }
 
 #[test]
+fn verify_checks_snapshots_and_reports_damage_with_file_and_offset() {
+    let t = sample_db();
+    let out = driftdb(&["snapshot", "-d", t.d(), "--table", "users"]);
+    assert_code(&out, 0);
+    let rel = json_out(&out)["path"].as_str().unwrap().to_string();
+    let out = driftdb(&["verify", "-d", t.d(), "--format", "json"]);
+    assert_code(&out, 0);
+    let report = json_out(&out);
+    let snap = report["files"].as_array().unwrap().iter().find(|f| f["file"] == rel.as_str());
+    assert_eq!(snap.unwrap()["problems"].as_array().unwrap().len(), 0, "{report}");
+
+    // Damage the first block (it starts right after the 40 + 5-byte header and its CRC).
+    let path = t.dir.join(&rel);
+    let block = 40 + "users".len() as u64 + 4;
+    flip(&path, block + 20);
+    let out = driftdb(&["verify", "-d", t.d(), "--format", "json"]);
+    assert_code(&out, 1);
+    let report = json_out(&out);
+    let bad = report["files"].as_array().unwrap().iter().find(|f| f["file"] == rel.as_str());
+    let problem = &bad.unwrap()["problems"][0];
+    assert_eq!(problem["offset"], block, "{report}");
+    assert_eq!(problem["severity"], "error");
+    assert!(problem["message"].as_str().unwrap().contains("CRC"), "{problem}");
+    // The database still opens and reads answer from the segments.
+    let out = driftdb(&["export", "-d", t.d(), "--table", "users", "--format", "ndjson"]);
+    assert_code(&out, 0);
+    assert_eq!(json_lines(&out).len(), 1);
+}
+
+#[test]
 fn verify_passes_a_clean_database_and_changes_nothing() {
     let t = sample_db();
     let before = tree(&t.dir);
@@ -335,4 +365,36 @@ fn reports_print_rows_as_ndjson_and_csv() {
     let text = stdout(&out);
     assert!(text.starts_with("file,kind,bytes,frames,status\nCHECKPOINT,checkpoint,"), "{text}");
     assert!(text.contains("tables/users/segments/00000001.seg,segment,"), "{text}");
+}
+
+#[test]
+fn inspect_lists_a_snapshot_entry_by_entry_and_past_a_damaged_block() {
+    let t = sample_db();
+    let out = driftdb(&["snapshot", "-d", t.d(), "--table", "orders"]);
+    assert_code(&out, 0);
+    let path = t.dir.join(json_out(&out)["path"].as_str().unwrap());
+    let out = driftdb(&["inspect", path.to_str().unwrap(), "--format", "json"]);
+    assert_code(&out, 0);
+    let report = json_out(&out);
+    assert_eq!(report["kind"], "snapshot");
+    assert_eq!((report["table"].as_str(), report["seq"].as_u64()), (Some("orders"), Some(7)));
+    assert_eq!(report["snapshot_kind"], "full");
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["key"], 2);
+    assert_eq!(rows[1]["document"]["total"], 25);
+    let out = driftdb(&["inspect", path.to_str().unwrap(), "--format", "table"]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("full snapshot of orders at seq 7"), "{}", stdout(&out));
+
+    // A flipped byte in the only block: listed as damaged at its offset, exit code 1.
+    let block = 40 + "orders".len() as u64 + 4;
+    flip(&path, block + 18);
+    let out = driftdb(&["inspect", path.to_str().unwrap(), "--format", "json"]);
+    assert_code(&out, 1);
+    let report = json_out(&out);
+    assert_eq!(report["blocks"][0]["ok"], false, "{report}");
+    assert_eq!(report["blocks"][0]["offset"], block);
+    assert!(report["blocks"][0]["error"].as_str().unwrap().contains("CRC"), "{report}");
+    assert_eq!(json_err(&out)["kind"], "corrupt");
 }

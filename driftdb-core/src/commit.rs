@@ -131,7 +131,7 @@ impl SegmentWriter {
     }
 
     /// Hand the buffered frames to the file.
-    fn flush(&mut self, path: &Path) -> Result<()> {
+    pub(crate) fn flush(&mut self, path: &Path) -> Result<()> {
         if !self.buffer.is_empty() {
             self.file.append(&self.buffer).map_err(io_err(path))?;
             self.buffer.clear();
@@ -396,6 +396,7 @@ impl Database {
         #[cfg(feature = "test-hooks")]
         self.hooks.at(crate::hooks::CommitPoint::Validated);
         let count = events.len();
+        let per_table = crate::snapshot::auto::events_per_table(&events);
         let seq = writer.last_seq + 1;
         let unix_ms = now_ms().max(writer.last_ms);
         let pending = self.encode(seq, unix_ms, &events)?;
@@ -415,6 +416,7 @@ impl Database {
         #[cfg(feature = "test-hooks")]
         self.hooks.at(crate::hooks::CommitPoint::Queued);
         self.wait_durable(seq)?;
+        self.after_commit(&per_table);
         Ok(CommitInfo { seq, unix_ms, events: count })
     }
 

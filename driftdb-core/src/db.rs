@@ -30,6 +30,12 @@ pub struct Options {
     /// the ratio hardly changes between 16 KiB and 4 MiB; a smaller block is cheaper to read
     /// on its own.
     pub compaction_block_bytes: usize,
+    /// Take a snapshot of a table automatically once this many events were committed to it
+    /// since its last snapshot (default 0: off). A table's `snapshot_every` overrides it.
+    pub snapshot_every_events: u64,
+    /// Every this many snapshots of a table, one is full; the others are incremental
+    /// (default 8; 0 or 1: every snapshot is full).
+    pub snapshot_full_every: u32,
     /// The file system to use (default: the operating system's).
     pub fs: Arc<dyn Fs>,
 }
@@ -41,6 +47,8 @@ impl Default for Options {
             segment_size_bytes_max: 64 * 1024 * 1024,
             wal_size_bytes_max: 64 * 1024 * 1024,
             compaction_block_bytes: crate::storage::compressed::BLOCK_RAW_BYTES_TARGET,
+            snapshot_every_events: 0,
+            snapshot_full_every: 8,
             fs: Arc::new(OsFs),
         }
     }
@@ -148,6 +156,8 @@ pub struct Database {
     pub(crate) io: Mutex<IoState>,
     /// Held for the whole of a compaction, so that compactions run one at a time.
     pub(crate) compaction: Mutex<()>,
+    /// Snapshot bookkeeping: event counters, the one-at-a-time lock, errors (`snapshot/`).
+    pub(crate) snapshots: crate::snapshot::Snapshots,
     pub(crate) closed: std::sync::atomic::AtomicBool,
     /// Set once `queue.poisoned` is set, so the hot path can check without the queue lock.
     pub(crate) poisoned: std::sync::atomic::AtomicBool,

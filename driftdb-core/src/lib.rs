@@ -19,9 +19,14 @@
 //!   and keeps every event, so every read answers the same afterwards.
 //! - [`Database::backup_to`] writes a consistent backup while commits go on;
 //!   [`backup::verify`] checks one and [`backup::restore`] restores it, whole or up to a seq.
+//! - [`Database::snapshot_table`] writes a table's rows at the last seq (full or
+//!   incremental), also automatically every K events ([`Options::snapshot_every_events`],
+//!   [`TableSchema::snapshot_every`]); [`Database::scan_stream`] streams a table `AS OF` a
+//!   seq from the nearest snapshot plus the events after it.
 //!
-//! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
-//! encrypted, or snapshot-accelerated; those come in later releases.
+//! It is not (yet): a network server, encrypted, or memory-bounded (the state holds every
+//! version; only [`Database::scan_stream`] reads in bounded memory); those come in later
+//! releases.
 //!
 //! ```
 //! use driftdb_core::{AsOf, Database, Key, TableSchema};
@@ -62,6 +67,7 @@ pub mod limits;
 mod msgpack;
 mod recovery;
 mod schema;
+mod snapshot;
 mod state;
 pub mod storage;
 mod txn;
@@ -80,6 +86,8 @@ pub use event::ChangeKind;
 pub use hooks::{CommitHook, CommitPoint};
 pub use isolation::IsolationLevel;
 pub use schema::{ColumnDef, TableSchema};
+pub use snapshot::{RowStream, SnapshotInfo};
+pub use storage::snapshot::SnapshotKind;
 pub use txn::Transaction;
 pub use value::{Key, Map, Value, from_value, to_value};
 

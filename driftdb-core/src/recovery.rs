@@ -112,6 +112,7 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
             compacted,
         }),
         compaction: Mutex::new(()),
+        snapshots: crate::snapshot::Snapshots::default(),
         closed: AtomicBool::new(false),
         poisoned: AtomicBool::new(false),
         open_txns: std::sync::atomic::AtomicUsize::new(0),
@@ -127,6 +128,7 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         db.io.lock().checkpoint(&db, seq, ms)?;
     }
     refresh_derived_files(&db)?;
+    crate::snapshot::on_open(&db)?;
     Ok(db)
 }
 

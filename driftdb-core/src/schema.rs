@@ -27,6 +27,11 @@ pub struct TableSchema {
     /// Declared columns with their defaults (from `ALTER TABLE ... ADD COLUMN`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnDef>,
+    /// Take a snapshot of the table automatically after this many events since its last one
+    /// (`ALTER TABLE t SET SNAPSHOT EVERY n`); 0 turns it off for the table. `None`: the
+    /// database's `Options::snapshot_every_events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_every: Option<u64>,
 }
 
 /// A declared column.
@@ -47,6 +52,7 @@ impl TableSchema {
             indexes: Vec::new(),
             unique: Vec::new(),
             columns: Vec::new(),
+            snapshot_every: None,
         }
     }
 

@@ -14,7 +14,8 @@ fn corpus_dir() -> PathBuf {
 }
 
 /// Real files of a small database: a segment, a WAL with a batch, a checkpoint; then, after a
-/// compaction, a compressed segment and a version-2 checkpoint.
+/// compaction, a compressed segment and a version-2 checkpoint; then a full and an incremental
+/// snapshot.
 fn seeds() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
@@ -39,11 +40,21 @@ fn seeds() -> Vec<Vec<u8>> {
     let cp = std::fs::read(dir.path().join("CHECKPOINT")).unwrap();
     let db = Database::open(dir.path()).unwrap();
     db.compact_table("t").unwrap();
+    // A full snapshot, then an incremental one (a patch and a tombstone).
+    let full = db.snapshot_table("t").unwrap();
+    let mut tx = db.begin();
+    tx.patch("t", 0, json!({"f": 2.5}).into()).unwrap();
+    tx.soft_delete("t", 1).unwrap();
+    tx.commit().unwrap();
+    let incremental = db.snapshot_table("t").unwrap();
+    assert_eq!(incremental.base_seq, full.seq);
     drop(db);
     let compacted = dir.path().join("tables/t/segments/compacted-00000001-00000001.seg");
     let compacted = std::fs::read(compacted).unwrap();
     let cp2 = std::fs::read(dir.path().join("CHECKPOINT")).unwrap();
-    vec![wal, seg, cp, compacted, cp2]
+    let full = std::fs::read(&full.path).unwrap();
+    let incremental = std::fs::read(&incremental.path).unwrap();
+    vec![wal, seg, cp, compacted, cp2, full, incremental]
 }
 
 fn exercise(data: &[u8]) {

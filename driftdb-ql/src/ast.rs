@@ -149,6 +149,12 @@ pub enum AlterAction {
         /// The field name.
         name: String,
     },
+    /// `SET SNAPSHOT EVERY n`: take a snapshot of the table automatically every `n` events
+    /// (0: never, whatever the database's default).
+    SetSnapshotEvery {
+        /// Events between automatic snapshots.
+        every: u64,
+    },
 }
 
 /// Which rows a `PATCH` or `SOFT DELETE` changes.

@@ -404,6 +404,7 @@ impl Display for AlterAction {
                 Ok(())
             }
             AlterAction::DropColumn { name } => write!(f, "DROP COLUMN {}", Name(name)),
+            AlterAction::SetSnapshotEvery { every } => write!(f, "SET SNAPSHOT EVERY {every}"),
         }
     }
 }

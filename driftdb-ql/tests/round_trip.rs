@@ -327,6 +327,7 @@ const STATEMENTS: &[&str] = &[
     "ALTER TABLE orders ADD COLUMN priority DEFAULT \"normal\"",
     "ALTER TABLE orders ADD COLUMN n DEFAULT -1",
     "ALTER TABLE orders DROP COLUMN legacy_field",
+    "ALTER TABLE orders SET SNAPSHOT EVERY 1000",
     "CREATE INDEX ON orders(created_at)",
     "DROP INDEX ON orders(a, b.c)",
     "DROP TABLE IF EXISTS orders",

@@ -1,5 +1,5 @@
 //! `driftdb inspect PATH`: decode a segment (plain or compressed), WAL or CHECKPOINT file frame
-//! by frame.
+//! by frame, or a snapshot file entry by entry (`inspect_snapshot.rs`).
 //!
 //! Read-only: the file is read into memory and never opened for writing, so it can be
 //! inspected while a database has it open. Damage does not stop the listing: see
@@ -28,6 +28,9 @@ const PAYLOAD_CHARS_MAX: usize = 60;
 /// Run `inspect`.
 pub fn run(path: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult {
     let data = std::fs::read(path).map_err(|e| CliError::io("read", path, e))?;
+    if data.starts_with(&driftdb_core::storage::snapshot::SNAPSHOT_MAGIC) {
+        return super::inspect_snapshot::run(path, &data, printer);
+    }
     let Some(walked) = walk(&data) else {
         let magic: String = data
             .iter()
@@ -37,8 +40,8 @@ pub fn run(path: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult
         return Err(CliError::Input {
             message: format!(
                 "{} is not a DriftDB segment, WAL or CHECKPOINT file (it starts with {magic:?}); \
-                 inspect reads tables/<t>/segments/*.seg (plain and compacted), wal/wal.log and \
-                 CHECKPOINT",
+                 inspect reads tables/<t>/segments/*.seg (plain and compacted), wal/wal.log, \
+                 CHECKPOINT and tables/<t>/snapshots/*.snap",
                 path.display()
             ),
             line: None,

@@ -5,6 +5,7 @@ pub mod basic;
 pub mod export;
 pub mod import;
 pub mod inspect;
+pub mod inspect_snapshot;
 pub mod migrate;
 pub mod query;
 pub mod sql;

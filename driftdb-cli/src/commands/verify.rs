@@ -24,7 +24,10 @@
 //!   damaged); files a compaction left behind (older plain segments, other generations,
 //!   `.tmp` files) are removed by the next open (a **note**). The segments must end exactly at
 //!   the checkpoint seq.
-//! - snapshot and index files: checked when the engine knows their kind.
+//! - snapshot files (`snapshots/NNNNNNNN.snap`): header, index, trailer and every block
+//!   (**error** at the damaged part's offset: the database opens, but reads do not use the
+//!   snapshot); a `.snap.tmp` file is a **note** (the next open removes it). Index files:
+//!   checked when the engine knows their kind.
 //! - `meta.json`: parses (a **warning** otherwise: it is derived and rewritten at open).
 //!
 //! Exit code 1 when there is any error: such a database refuses to open.
@@ -35,6 +38,7 @@ use driftdb_core::storage::check_file;
 use driftdb_core::storage::checkpoint::CHECKPOINT_FILE;
 use driftdb_core::storage::segment::{SEGMENTS_DIR, parse_segment_name, segment_name};
 use driftdb_core::storage::segment_set::{compacted_name, is_compaction_tmp, parse_compacted_name};
+use driftdb_core::storage::snapshot::{parse_snapshot_name, parse_snapshot_tmp_name};
 use driftdb_core::storage::wal::{WAL_DIR, WAL_FILE};
 use serde_json::{Value as Json, json};
 
@@ -563,9 +567,19 @@ fn untrusted_tail(check: &mut FileCheck, data: &[u8], from: u64) {
     }
 }
 
-/// A snapshot or index file: checked when the engine knows its kind.
+/// A snapshot or index file: checked when the engine knows its kind. A damaged snapshot is an
+/// error (exit code 1) although the database opens: reads never use it, and it should be
+/// replaced or removed.
 fn other_file(dir: &Path, path: &Path) -> FileCheck {
-    let mut check = FileCheck::new(relative(dir, path), "other", 0);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if parse_snapshot_tmp_name(name).is_some() {
+        let mut check = FileCheck::new(relative(dir, path), "snapshot", 0);
+        check.add(Severity::Note, None, "a snapshot being written; the next open removes it");
+        return check;
+    }
+    let snapshot = parse_snapshot_name(name).is_some();
+    let mut check =
+        FileCheck::new(relative(dir, path), if snapshot { "snapshot" } else { "other" }, 0);
     let Some(data) = read(path, &mut check) else { return check };
     if FileKind::from_magic(&data).is_some() {
         if engine_verdict(&mut check, path, &data) {
@@ -584,6 +598,14 @@ fn other_file(dir: &Path, path: &Path) -> FileCheck {
                 "not checked: this build does not know this kind of file",
             );
         }
+        Err(driftdb_core::Error::Corrupt { offset, reason, .. }) if snapshot => check.add(
+            Severity::Error,
+            Some(offset),
+            format!(
+                "{reason}: reads do not use this snapshot (they replay from the segments); \
+                 take a new one (driftdb snapshot) or remove the file"
+            ),
+        ),
         Err(driftdb_core::Error::Corrupt { offset, reason, .. }) => {
             check.add(Severity::Error, Some(offset), reason)
         }

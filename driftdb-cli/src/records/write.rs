@@ -10,34 +10,55 @@ use driftdb_core::Value;
 use crate::args::DataFormat;
 use crate::output::cell_text;
 
-/// Write `docs` to `out` in `format`.
-pub fn write_docs(
+/// Why writing documents stopped: the documents' source failed, or the output did.
+#[derive(Debug)]
+pub enum WriteError<E> {
+    /// The source of the documents (a streamed scan) failed.
+    Source(E),
+    /// Writing the output failed.
+    Io(io::Error),
+}
+
+impl<E> From<io::Error> for WriteError<E> {
+    fn from(e: io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
+/// Write the documents `open()` yields to `out` in `format`, one at a time, and return how
+/// many were written. CSV calls `open` twice: once to collect the header's field names, once to
+/// write the rows; so neither needs the documents in memory at once.
+pub fn write_docs<I, E>(
     out: &mut impl Write,
     format: DataFormat,
-    docs: &[Value],
+    open: impl Fn() -> Result<I, E>,
     primary_key: &str,
-) -> io::Result<()> {
+) -> Result<u64, WriteError<E>>
+where
+    I: Iterator<Item = Result<Value, E>>,
+{
+    let mut count = 0u64;
     match format {
         DataFormat::Json => {
-            if docs.is_empty() {
-                return writeln!(out, "[]");
+            for doc in open().map_err(WriteError::Source)? {
+                let doc = doc.map_err(WriteError::Source)?;
+                let lead = if count == 0 { "[\n" } else { ",\n" };
+                write!(out, "{lead}{}", serde_json::Value::from(&doc))?;
+                count += 1;
             }
-            writeln!(out, "[")?;
-            for (i, doc) in docs.iter().enumerate() {
-                let comma = if i + 1 < docs.len() { "," } else { "" };
-                writeln!(out, "{}{comma}", serde_json::Value::from(doc))?;
-            }
-            writeln!(out, "]")
+            writeln!(out, "{}", if count == 0 { "[]" } else { "\n]" })?;
         }
         DataFormat::Ndjson => {
-            for doc in docs {
-                writeln!(out, "{}", serde_json::Value::from(doc))?;
+            for doc in open().map_err(WriteError::Source)? {
+                let doc = doc.map_err(WriteError::Source)?;
+                writeln!(out, "{}", serde_json::Value::from(&doc))?;
+                count += 1;
             }
-            Ok(())
         }
         DataFormat::Csv => {
             let mut columns: Vec<String> = vec![primary_key.to_string()];
-            for doc in docs {
+            for doc in open().map_err(WriteError::Source)? {
+                let doc = doc.map_err(WriteError::Source)?;
                 for name in doc.as_map().into_iter().flat_map(|m| m.keys()) {
                     if !columns.contains(name) {
                         columns.push(name.clone());
@@ -46,15 +67,18 @@ pub fn write_docs(
             }
             let mut w = csv::Writer::from_writer(out);
             w.write_record(&columns).map_err(io::Error::other)?;
-            for doc in docs {
+            for doc in open().map_err(WriteError::Source)? {
+                let doc = doc.map_err(WriteError::Source)?;
                 w.write_record(
                     columns.iter().map(|c| doc.get(c).map(cell_text).unwrap_or_default()),
                 )
                 .map_err(io::Error::other)?;
+                count += 1;
             }
-            w.flush()
+            w.flush()?;
         }
     }
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -74,7 +98,7 @@ mod tests {
     fn every_format_reads_back_the_same_documents() {
         for format in [DataFormat::Json, DataFormat::Ndjson, DataFormat::Csv] {
             let mut out = Vec::new();
-            write_docs(&mut out, format, &docs(), "id").unwrap();
+            write_docs(&mut out, format, || Ok::<_, ()>(docs().into_iter().map(Ok)), "id").unwrap();
             let text = String::from_utf8(out).unwrap();
             let back: Vec<Value> =
                 records(&text, format).unwrap().into_iter().map(|r| r.doc.unwrap()).collect();
@@ -85,11 +109,13 @@ mod tests {
     #[test]
     fn csv_header_starts_with_the_primary_key() {
         let mut out = Vec::new();
-        write_docs(&mut out, DataFormat::Csv, &docs(), "id").unwrap();
+        write_docs(&mut out, DataFormat::Csv, || Ok::<_, ()>(docs().into_iter().map(Ok)), "id")
+            .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().next().unwrap(), "id,n,note,tags,extra,f,ok");
         let mut out = Vec::new();
-        write_docs(&mut out, DataFormat::Json, &[], "id").unwrap();
+        let none = || Ok::<_, ()>(std::iter::empty());
+        assert_eq!(write_docs(&mut out, DataFormat::Json, none, "id").unwrap(), 0);
         assert_eq!(out, b"[]\n");
     }
 }

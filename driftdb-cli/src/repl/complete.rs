@@ -40,6 +40,7 @@ pub const KEYWORDS: &[&str] = &[
     "DESCRIBE",
     "DRIFT",
     "DROP",
+    "EVERY",
     "EXISTS",
     "EXPLAIN",
     "FALSE",

@@ -48,6 +48,19 @@ pub trait Fs: Send + Sync + Debug {
     fn is_dir(&self, path: &Path) -> bool;
     /// The whole content of a file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// `len` bytes at `offset` of a file (`UnexpectedEof` when it ends before). The default
+    /// reads the whole file; [`OsFs`] reads only the range, so readers of large files
+    /// (snapshots) keep one piece in memory at a time.
+    fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let data = self.read(path)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = usize::try_from(offset.saturating_add(len)).unwrap_or(usize::MAX);
+        data.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| io::ErrorKind::UnexpectedEof.into())
+    }
+    /// The length of a file in bytes.
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(self.read(path)?.len() as u64)
+    }
     /// Open a file for appending, creating it (empty) when `create` is true and it is missing.
     fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn FsFile>>;
     /// Cut a file to `len` bytes and make that durable.
@@ -138,6 +151,15 @@ impl Fs for OsFs {
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+    fn read_at(&self, path: &Path, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut buf = vec![0u8; len];
+        File::open(path)?.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.len())
     }
     fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new().write(true).create(create).truncate(false).open(path)?;

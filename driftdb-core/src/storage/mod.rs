@@ -9,15 +9,17 @@ pub mod fs;
 pub mod segment;
 pub mod segment_set;
 pub mod sim;
+pub mod snapshot;
 pub mod wal;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Check every frame of a WAL, segment or checkpoint file held in memory, by the rules
+/// Check every frame of a WAL, segment, checkpoint or snapshot file held in memory, by the rules
 /// recovery uses (a WAL's torn tail is allowed; any other damage is an error with its offset).
-/// Returns the number of transactions (WAL), events (segment) or tables (checkpoint).
+/// Returns the number of transactions (WAL), events (segment), tables (checkpoint) or
+/// entries (snapshot).
 /// Never panics on any input; the fuzz targets call it.
 pub fn check_file(path: &Path, data: &[u8]) -> Result<usize> {
     match data.get(..8) {
@@ -28,6 +30,11 @@ pub fn check_file(path: &Path, data: &[u8]) -> Result<usize> {
         Some(m) if m == frame::CHECKPOINT_MAGIC => {
             Ok(checkpoint::Checkpoint::decode(path, data)?.tables.len())
         }
-        _ => Err(Error::corrupt(path, 0, "not a DriftDB WAL, segment or checkpoint file")),
+        Some(m) if m == snapshot::SNAPSHOT_MAGIC => {
+            Ok(usize::try_from(snapshot::check_bytes(path, data)?.entries).unwrap_or(usize::MAX))
+        }
+        _ => {
+            Err(Error::corrupt(path, 0, "not a DriftDB WAL, segment, checkpoint or snapshot file"))
+        }
     }
 }

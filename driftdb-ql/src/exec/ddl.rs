@@ -187,6 +187,17 @@ pub(crate) fn apply(txn: &mut Transaction<'_>, statement: &Statement) -> Result<
                 details(table, json!({"column": name, "documents": rows.len()})),
             ))
         }
+        Statement::AlterTable { table, action: AlterAction::SetSnapshotEvery { every } } => {
+            let mut schema = txn.schema(table)?;
+            schema.snapshot_every = Some(*every);
+            txn.alter_table(table, schema)?;
+            let message = if *every == 0 {
+                format!("automatic snapshots of {table} are off")
+            } else {
+                format!("{table} gets a snapshot every {every} events")
+            };
+            Ok(("ALTER TABLE", message, details(table, json!({"snapshot_every": every}))))
+        }
         _ => Err(Error::invalid("not a schema statement")),
     }
 }

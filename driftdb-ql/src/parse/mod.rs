@@ -15,7 +15,8 @@
 //!             | "DROP" "TABLE" [ "IF" "EXISTS" ] name
 //!             | "DROP" "INDEX" "ON" name fields
 //!             | "ALTER" "TABLE" name ( "ADD" "COLUMN" name [ "DEFAULT" literal ]
-//!                                   | "DROP" "COLUMN" name )
+//!                                   | "DROP" "COLUMN" name
+//!                                   | "SET" "SNAPSHOT" "EVERY" integer )
 //!             | "SHOW" "TABLES" [ as_of ]
 //!             | "SHOW" "DRIFT" name "KEY" key [ "BETWEEN" point "AND" point ]
 //!             | "DESCRIBE" name [ as_of ]

@@ -5,7 +5,7 @@ use driftdb_core::IsolationLevel;
 use super::context::{Ctx, Expected, Res};
 use super::document::{documents, object};
 use super::expr::expr;
-use super::lexical::{ident, kw, literal, path, phrase, string, sym, word, ws};
+use super::lexical::{ident, kw, literal, path, phrase, string, sym, unsigned, word, ws};
 use super::select::{as_of_clause, as_of_point, comma_list, optional, select_body};
 use crate::ast::{AlterAction, Literal, Statement, Target};
 
@@ -245,7 +245,8 @@ fn drop<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
     Ok((i, Statement::DropTable { table, if_exists: false }))
 }
 
-/// `TABLE t ADD COLUMN c [DEFAULT literal]` or `TABLE t DROP COLUMN c` after ALTER.
+/// `TABLE t ADD COLUMN c [DEFAULT literal]`, `TABLE t DROP COLUMN c` or
+/// `TABLE t SET SNAPSHOT EVERY n` after ALTER.
 fn alter<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
     let (i, ()) = kw(cx, i, "TABLE")?;
     let (i, table) = ident(cx, i, TABLE)?;
@@ -261,6 +262,13 @@ fn alter<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
         return Ok((
             i,
             Statement::AlterTable { table, action: AlterAction::AddColumn { name, default } },
+        ));
+    }
+    if let Some((i, ())) = optional(phrase(cx, i, "SET SNAPSHOT EVERY"))? {
+        let (i, every) = unsigned(cx, i, "a number of events")?;
+        return Ok((
+            i,
+            Statement::AlterTable { table, action: AlterAction::SetSnapshotEvery { every } },
         ));
     }
     let (i, ()) = phrase(cx, i, "DROP COLUMN")?;

@@ -211,6 +211,14 @@ fn schema_statements() {
     );
     canonical("DROP INDEX ON t(a.b)", "DROP INDEX ON t(a.b)");
     canonical("ALTER TABLE t ADD COLUMN c", "ALTER TABLE t ADD COLUMN c");
+    canonical("alter table t set snapshot every 0050", "ALTER TABLE t SET SNAPSHOT EVERY 50");
+    assert_eq!(
+        parse("ALTER TABLE orders SET SNAPSHOT EVERY 100"),
+        Statement::AlterTable {
+            table: "orders".into(),
+            action: AlterAction::SetSnapshotEvery { every: 100 }
+        }
+    );
     canonical("ALTER TABLE t ADD COLUMN c DEFAULT -5", "ALTER TABLE t ADD COLUMN c DEFAULT -5");
     canonical("ALTER TABLE t ADD COLUMN c DEFAULT null", "ALTER TABLE t ADD COLUMN c DEFAULT NULL");
     canonical(
