@@ -52,6 +52,7 @@
 pub mod backup;
 mod commit;
 mod compaction;
+pub mod crypto;
 mod db;
 mod error;
 mod event;
@@ -70,6 +71,7 @@ mod value;
 
 pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
+pub use crypto::EncryptionKey;
 pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
 pub use error::{ConflictKind, Error, Result, UniqueViolation};
 pub use event::ChangeKind;
