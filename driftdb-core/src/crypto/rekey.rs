@@ -188,14 +188,15 @@ fn finish(fs: &dyn Fs, root: &Path) -> Result<()> {
     if fs.exists(&staged) {
         let mut files = Vec::new();
         walk(fs, &staged, "", &mut files)?;
-        let mut touched = BTreeSet::new();
+        let (mut targets, mut sources) = (BTreeSet::new(), BTreeSet::new());
         for rel in files.iter().filter(|r| r.as_str() != ENCRYPTION_FILE) {
             let (from, to) = (staged.join(rel), root.join(rel));
             fs.rename(&from, &to).map_err(io_at(&from))?;
-            touched.insert(to.parent().unwrap_or(root).to_path_buf());
-            touched.insert(from.parent().unwrap_or(&staged).to_path_buf());
+            targets.insert(to.parent().unwrap_or(root).to_path_buf());
+            sources.insert(from.parent().unwrap_or(&staged).to_path_buf());
         }
-        for d in &touched {
+        // Targets first: until a new name is durable, the staged name must stay so.
+        for d in targets.iter().chain(&sources) {
             fs.sync_dir(d).map_err(io_at(d))?;
         }
         let from = staged.join(ENCRYPTION_FILE);
