@@ -39,8 +39,12 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
                 .into(),
         ));
     }
+    commands::keys::set_key_file(cli.key_file);
     match command {
-        Command::Init { dir, .. } => commands::basic::init(&dir, &mut printer),
+        Command::Init { dir, encrypt, .. } => commands::basic::init(&dir, encrypt, &mut printer),
+        Command::Rekey { db, new_key_file, .. } => {
+            commands::keys::rekey(&db.dir, new_key_file.as_deref(), &mut printer)
+        }
         Command::Tables { db, as_of, .. } => commands::basic::tables(&db.dir, &as_of, &mut printer),
         Command::Import(a) => commands::import::run(&a, &mut printer),
         Command::Export(a) => commands::export::run(&a, &mut printer),
@@ -71,6 +75,7 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
 fn sub_format(command: Option<&Command>) -> Option<args::OutputFormat> {
     let output: &OutputArgs = match command? {
         Command::Init { output, .. }
+        | Command::Rekey { output, .. }
         | Command::Tables { output, .. }
         | Command::Repl { output, .. }
         | Command::Verify { output, .. }

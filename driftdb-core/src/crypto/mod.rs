@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 
 pub use efs::EncryptedFs;
 pub use keycheck::{ENCRYPTION_FILE, KeyCheck};
-pub use rekey::{REKEY_FILE, REKEY_TMP_DIR, rekey};
+pub use rekey::{REKEY_FILE, REKEY_TMP_DIR, RekeyReport, rekey};
 
 /// Bytes of an AES-256 key.
 pub const KEY_BYTES: usize = 32;
