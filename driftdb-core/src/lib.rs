@@ -20,8 +20,11 @@
 //! - [`Database::backup_to`] writes a consistent backup while commits go on;
 //!   [`backup::verify`] checks one and [`backup::restore`] restores it, whole or up to a seq.
 //!
-//! It is not (yet): a network server, indexed (declared indexes are recorded, not built),
-//! encrypted, or snapshot-accelerated; those come in later releases.
+//! - With [`Options::encryption_key`] a database is encrypted at rest: every file is sealed
+//!   with AES-256-GCM ([`crypto`]); [`crypto::rekey()`] rotates the key.
+//!
+//! It is not (yet): a network server, indexed (declared indexes are recorded, not built), or
+//! snapshot-accelerated; those come in later releases.
 //!
 //! ```
 //! use driftdb_core::{AsOf, Database, Key, TableSchema};

@@ -11,6 +11,10 @@
 //! | damaged WAL batch followed by a valid one | [`Error::Corrupt`] with file and offset |
 //! | WAL transactions after the checkpoint | replayed into the state and the segments, then a checkpoint |
 //! | `schema.yaml` / `meta.json` missing or stale | rewritten from the segments |
+//! | `ENCRYPTION` (checked before anything else is read) | no key: [`Error::KeyRequired`]; another key: [`Error::WrongKey`]; damaged: [`Error::BadKey`]; from here on every file is read and written through [`crate::crypto::EncryptedFs`] |
+//! | a key given, `CHECKPOINT` present, no `ENCRYPTION` | [`Error::NotEncrypted`] |
+//! | `REKEY` (a key rotation past its switch) | the given key must be the new one; the staged files are moved into place (see [`crate::crypto::rekey()`]) |
+//! | `rekey.tmp/` without `REKEY` | removed (a rotation that never switched) |
 
 use std::collections::BTreeMap;
 use std::io;

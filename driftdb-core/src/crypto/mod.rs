@@ -10,7 +10,7 @@
 //! format above it is unchanged and sees the same bytes as in a plaintext database.
 //!
 //! What is not encrypted: directory and file names (table names are visible), file lengths,
-//! `LOCK`, `ENCRYPTION` and the `REKEY` journal of a key rotation ([`rekey`]).
+//! `LOCK`, `ENCRYPTION` and the `REKEY` journal of a key rotation ([`rekey()`]).
 
 pub mod keycheck;
 pub mod rekey;

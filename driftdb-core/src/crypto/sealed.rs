@@ -31,7 +31,7 @@
 //! With 2^32 records under one key the chance of any repeat stays below 2^-32 (NIST SP
 //! 800-38D, 8.3); `driftdb rekey` starts a new key and so a new count.
 //!
-//! **Reading** ([`open_file`]) walks the records. The two CRCs tell damage from tampering:
+//! **Reading** ([`Sealer::open_file`]) walks the records. The two CRCs tell damage from tampering:
 //! a record whose CRCs hold but whose tag fails was changed on purpose (or moved), and is
 //! reported as corruption at its offset; a record whose CRCs fail is damage, as a torn write
 //! leaves it. The logical bytes then get [`DAMAGE_MARK`] (eight 0xFF bytes, which no DriftDB
@@ -90,7 +90,7 @@ impl SealError {
         SealError { offset, reason: reason.into() }
     }
 
-    /// As an I/O error (for the `Fs` trait), from which [`crate::Error::io`] recovers it.
+    /// As an I/O error (for the `Fs` trait), from which the engine recovers it as `Error::Corrupt`.
     pub fn into_io(self) -> std::io::Error {
         std::io::Error::new(std::io::ErrorKind::InvalidData, self)
     }
