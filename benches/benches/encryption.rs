@@ -111,7 +111,7 @@ fn read_path(c: &mut Criterion) {
     for (_, encrypted, dir) in &dirs {
         let db = Database::open_with(dir.path().join("db"), options(*encrypted)).expect("open");
         db.create_table(TABLE, TableSchema::new("id")).expect("create");
-        for chunk in 0..events / 1000 + 1 {
+        for chunk in 0..events.div_ceil(1000) {
             let mut tx = db.begin();
             for key in chunk * 1000..((chunk + 1) * 1000).min(events) {
                 tx.insert(TABLE, doc(key)).expect("insert");
@@ -128,7 +128,7 @@ fn read_path(c: &mut Criterion) {
             b.iter(|| {
                 let db =
                     Database::open_with(dir.path().join("db"), options(*encrypted)).expect("open");
-                assert_eq!(db.last_seq(), events / 1000 + 2);
+                assert_eq!(db.last_seq(), events.div_ceil(1000) + 1);
                 drop(db);
             })
         });

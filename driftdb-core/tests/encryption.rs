@@ -105,6 +105,11 @@ fn no_user_data_in_any_file() {
     db.write_file(Path::new("tables/people/stats.json"), canary(7777).as_bytes()).unwrap();
     let full = tmp.path().join("full");
     db.backup_to(&full).unwrap();
+    // A backup inside the database directory (`BACKUP TO 'name'`) is rooted at its own copy
+    // of ENCRYPTION.
+    let inside = root.join("backups/inside");
+    db.backup_to(&inside).unwrap();
+    assert!(backup::verify_with_key(&inside, &k).unwrap().problems.is_empty());
     write_rows(&db, 80..90);
     let incremental = tmp.path().join("incr");
     db.backup_incremental(&incremental, &full).unwrap();
