@@ -21,9 +21,12 @@
 //! only ever written at the end of a file copy, each offset of one salt at most once, and a
 //! record cut off earlier cannot be spliced back: it was sealed under the old salt.
 //!
-//! **Preallocation.** `write_at` of zeros past the logical end (the WAL's preallocation) is
-//! remembered in `len` but writes nothing: sealed files are not preallocated. `write_at` at
-//! the logical end appends; anywhere else it is refused.
+//! **Preallocation.** `write_at` of zeros past the logical end (the WAL's preallocation)
+//! writes as many zeros after the last record, which readers take for unwritten space; records
+//! are then written over them, at the end of the last record. `len` is the logical length
+//! including the preallocation asked for. `write_at` at the logical end appends; anywhere else
+//! it is refused. Opening a file for appending whose records are followed by zeros (or by
+//! anything) first rewrites it under a new salt, as above.
 
 use std::io;
 use std::path::{Component, Path};
@@ -130,10 +133,33 @@ struct SealedFile {
     sealer: Arc<Sealer>,
     identity: String,
     header: SealedHeader,
+    /// Physical end of the last record (the file may be longer: preallocated zeros).
+    end: u64,
     /// Logical length (of the records written).
     written: u64,
-    /// Logical length including remembered preallocation.
+    /// Logical length including the preallocation asked for.
     allocated: u64,
+}
+
+impl SealedFile {
+    fn new(
+        inner: Box<dyn FsFile>,
+        fs: &EncryptedFs,
+        identity: String,
+        header: SealedHeader,
+        end: u64,
+        written: u64,
+    ) -> SealedFile {
+        SealedFile {
+            inner,
+            sealer: fs.sealer.clone(),
+            identity,
+            header,
+            end,
+            written,
+            allocated: written,
+        }
+    }
 }
 
 impl FsFile for SealedFile {
@@ -142,11 +168,12 @@ impl FsFile for SealedFile {
             return Ok(());
         }
         let mut records = Vec::with_capacity(data.len() + 64);
-        let base = self.inner.len();
         self.sealer
-            .seal_records(&mut records, base, &self.identity, &self.header.salt, data)
+            .seal_records(&mut records, self.end, &self.identity, &self.header.salt, data)
             .map_err(crypto_err)?;
-        self.inner.append(&records)?;
+        // At the end of the records, over preallocated zeros if there are any.
+        self.inner.write_at(self.end, &records)?;
+        self.end += records.len() as u64;
         self.written += data.len() as u64;
         self.allocated = self.allocated.max(self.written);
         Ok(())
@@ -154,7 +181,16 @@ impl FsFile for SealedFile {
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         if offset >= self.written && data.iter().all(|&b| b == 0) {
-            self.allocated = self.allocated.max(offset + data.len() as u64);
+            // Preallocation (the WAL's): zeros after the last record, which readers take for
+            // unwritten space, as many as asked for past the logical end.
+            let want = offset + data.len() as u64;
+            let physical = self.end + (want - self.written);
+            let have = self.inner.len();
+            if physical > have {
+                let zeros = data.get(..(physical - have) as usize).unwrap_or(data);
+                self.inner.write_at(have, zeros)?;
+            }
+            self.allocated = self.allocated.max(want);
             return Ok(());
         }
         if offset == self.written {
@@ -212,15 +248,8 @@ impl Fs for EncryptedFs {
                 let header = self.sealer.new_header().map_err(crypto_err)?;
                 let mut file = self.inner.open_append(path, true)?;
                 file.append(&header.encode())?;
-                let len = 0;
-                return Ok(Box::new(SealedFile {
-                    inner: file,
-                    sealer: self.sealer.clone(),
-                    identity,
-                    header,
-                    written: len,
-                    allocated: len,
-                }));
+                let end = SEALED_HEADER_BYTES as u64;
+                return Ok(Box::new(SealedFile::new(file, self, identity, header, end, 0)));
             }
             _ => {
                 // A torn tail (or a torn header): keep the valid records, under a new salt.
@@ -237,17 +266,9 @@ impl Fs for EncryptedFs {
                 return self.open_append(path, false);
             }
         };
-        let (_, len) = crc_walk(&data);
-        debug_assert!(data.len() >= SEALED_HEADER_BYTES);
+        let (end, len) = crc_walk(&data);
         let file = self.inner.open_append(path, false)?;
-        Ok(Box::new(SealedFile {
-            inner: file,
-            sealer: self.sealer.clone(),
-            identity,
-            header,
-            written: len,
-            allocated: len,
-        }))
+        Ok(Box::new(SealedFile::new(file, self, identity, header, end, len)))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let Some(identity) = self.identity(path)? else {
@@ -290,5 +311,58 @@ impl Fs for EncryptedFs {
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>> {
         self.inner.lock(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{EncryptionKey, KeyCheck};
+    use crate::storage::sim::SimFs;
+
+    fn setup() -> (SimFs, EncryptedFs) {
+        let sim = SimFs::new();
+        sim.create_dir(Path::new("/db")).unwrap();
+        let key = EncryptionKey::generate().unwrap();
+        let kc = KeyCheck::generate(&key).unwrap();
+        let enc = Path::new("/db").join(ENCRYPTION_FILE);
+        write_atomic(&sim, &enc, &kc.encode()).unwrap();
+        let efs = EncryptedFs::new(Arc::new(sim.clone()), Arc::new(kc.sealer(&key)));
+        (sim, efs)
+    }
+
+    #[test]
+    fn preallocated_zeros_are_written_over_and_read_as_the_end() {
+        let (sim, efs) = setup();
+        let path = Path::new("/db/log");
+        let mut f = efs.open_append(path, true).unwrap();
+        f.append(b"first").unwrap();
+        f.write_at(5, &[0u8; 4096]).unwrap();
+        assert_eq!(f.len(), 4101);
+        let physical = sim.read(path).unwrap().len();
+        assert!(physical >= 4096, "{physical}");
+        f.write_at(5, b"second").unwrap();
+        f.sync().unwrap();
+        assert_eq!(sim.read(path).unwrap().len(), physical, "written over the zeros");
+        drop(f);
+        assert_eq!(efs.read(path).unwrap(), b"firstsecond");
+        // Reopened for appending: rewritten without the zeros, under a new salt.
+        let salt = sim.read(path).unwrap()[16..32].to_vec();
+        let mut f = efs.open_append(path, false).unwrap();
+        assert_eq!(f.len(), 11);
+        f.append(b"!").unwrap();
+        drop(f);
+        let data = sim.read(path).unwrap();
+        assert_ne!(data[16..32], salt[..]);
+        assert!(data.len() < physical);
+        assert_eq!(efs.read(path).unwrap(), b"firstsecond!");
+        // Writing anywhere else is refused; so is a path outside any encrypted root, and a
+        // rename that changes a file's identity.
+        let mut f = efs.open_append(path, false).unwrap();
+        assert!(f.write_at(3, b"x").is_err());
+        assert!(efs.open_append(Path::new("/elsewhere/file"), true).is_err());
+        assert!(efs.rename(path, Path::new("/db/other")).is_err());
+        assert_eq!(efs.identity(Path::new("/db/a/b.tmp")).unwrap().as_deref(), Some("a/b"));
+        assert_eq!(efs.identity(Path::new("/db/x/ENCRYPTION")).unwrap(), None);
     }
 }
