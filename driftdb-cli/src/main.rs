@@ -24,6 +24,7 @@ use output::{Printer, default_format};
 
 fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
     let mut printer = Printer::stdout(format);
+    commands::keys::set_key_file(cli.key_file);
     let Some(command) = cli.command else {
         return match cli.dir {
             Some(dir) => repl::run(&dir, format),
@@ -39,7 +40,6 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
                 .into(),
         ));
     }
-    commands::keys::set_key_file(cli.key_file);
     match command {
         Command::Init { dir, encrypt, .. } => commands::basic::init(&dir, encrypt, &mut printer),
         Command::Rekey { db, new_key_file, .. } => {

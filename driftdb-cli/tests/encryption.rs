@@ -142,3 +142,17 @@ fn init_encrypt_needs_a_key_and_plaintext_databases_refuse_one() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("not encrypted"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_shell_takes_the_key_file_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = setup(tmp.path());
+    let key_file = tmp.path().join("key");
+    std::fs::write(&key_file, KEY).unwrap();
+    let kf = key_file.display().to_string();
+    let out = common::driftdb_stdin(&["--key-file", &kf, "-d", &db], "SELECT * FROM users;\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(SECRET), "{}", stdout(&out));
+    let out = common::driftdb_stdin(&["-d", &db], "SELECT * FROM users;\n");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
