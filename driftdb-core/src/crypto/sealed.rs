@@ -428,6 +428,40 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_damaged_or_random_input() {
+        let s = sealer(1);
+        let file = s.seal_file("t", &[7u8; 300]).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..3000 {
+            let mut data = file.clone();
+            match round % 4 {
+                0 => {
+                    let at = (next() as usize) % data.len();
+                    data[at] ^= 1 << (next() % 8);
+                }
+                1 => data.truncate((next() as usize) % data.len()),
+                2 => {
+                    let at = (next() as usize) % data.len();
+                    let len = ((next() as usize) % 16).min(data.len() - at);
+                    for b in &mut data[at..at + len] {
+                        *b = next() as u8;
+                    }
+                }
+                _ => data = (0..(next() % 200)).map(|_| next() as u8).collect(),
+            }
+            let _ = s.open_file("t", &data);
+            let _ = crc_walk(&data);
+            let _ = SealedHeader::decode(&data);
+        }
+    }
+
+    #[test]
     fn damage_is_marked_and_torn_tails_end_the_file() {
         let s = sealer(1);
         let header = s.new_header().unwrap();
