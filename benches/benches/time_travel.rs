@@ -147,6 +147,9 @@ fn scans(c: &mut Criterion, e: &Engines) {
     g.bench_function("driftdb_as_of_mid", |b| {
         b.iter(|| e.driftdb_scan(AsOf::Seq(mid)).expect("scan"));
     });
+    g.bench_function("driftdb_as_of_mid_shared", |b| {
+        b.iter(|| e.driftdb_scan_shared(AsOf::Seq(mid)).expect("scan"));
+    });
     g.bench_function("sqlite_current", |b| b.iter(|| e.sqlite_current_scan().expect("scan")));
     g.bench_function("sqlite_versions_as_of_mid", |b| {
         b.iter(|| e.sqlite_versions_scan(mid).expect("scan"));
@@ -251,6 +254,8 @@ fn main() {
             ("driftdb_as_of_mid", "driftdb_now"),
             ("driftdb_as_of_mid", "sqlite_versions_as_of_mid"),
             ("driftdb_as_of_mid", "sqlite_versions_not_indexed"),
+            ("driftdb_as_of_mid_shared", "sqlite_versions_as_of_mid"),
+            ("driftdb_as_of_mid_shared", "driftdb_as_of_mid"),
             ("driftdb_now", "sqlite_current"),
         ]);
         let index = suite::index_eq(&engines, &settings).expect("paired lookups");

@@ -165,6 +165,8 @@ fn report(args: &Args, root: &Path) -> Res<()> {
         ("driftdb_as_of_mid", "driftdb_now"),
         ("driftdb_as_of_mid", "sqlite_versions_as_of_mid"),
         ("driftdb_as_of_mid", "sqlite_versions_not_indexed"),
+        ("driftdb_as_of_mid_shared", "sqlite_versions_as_of_mid"),
+        ("driftdb_as_of_mid_shared", "driftdb_as_of_mid"),
     ]);
     let index = suite::index_eq(&engines, &settings)?;
     index.print(&[

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use driftdb_core::{AsOf, Database, Key, Row, Value};
+use driftdb_core::{AsOf, Database, Key, Row, SharedRow, Value};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
@@ -114,6 +114,11 @@ impl Engines {
     /// DriftDB: every live row at `as_of`.
     pub fn driftdb_scan(&self, as_of: AsOf) -> Result<Vec<Row>> {
         Ok(self.db.read(as_of)?.scan(TABLE, |_| true)?)
+    }
+
+    /// DriftDB: every live row at `as_of`, its document shared rather than copied.
+    pub fn driftdb_scan_shared(&self, as_of: AsOf) -> Result<Vec<SharedRow>> {
+        Ok(self.db.read(as_of)?.scan_shared(TABLE, |_| true)?)
     }
 
     fn sqlite_rows(

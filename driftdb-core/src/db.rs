@@ -82,6 +82,15 @@ pub struct Row {
     pub doc: Value,
 }
 
+/// A row returned by [`Snapshot::scan_shared`]: its document is shared, not copied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedRow {
+    /// The primary key.
+    pub key: Key,
+    /// The document, shared with the engine's in-memory state.
+    pub doc: Arc<Value>,
+}
+
 /// Counts of one table at one seq (see [`Snapshot::stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableStats {
@@ -305,22 +314,32 @@ impl<'db> Snapshot<'db> {
     }
 
     /// Every live row for which `filter` returns true, in primary-key order.
-    pub fn scan(&self, table: &str, mut filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
-        // Collect shared pointers under the state lock; filter and clone documents after it,
-        // so that a slow filter does not hold up commits installing their versions.
-        let visible: Vec<(Key, Arc<Value>)> = {
+    pub fn scan(&self, table: &str, filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
+        let shared = self.scan_shared(table, filter)?;
+        Ok(shared
+            .into_iter()
+            .map(|r| Row { key: r.key, doc: Arc::unwrap_or_clone(r.doc) })
+            .collect())
+    }
+
+    /// Like [`Snapshot::scan`], but each document is shared with the engine's in-memory state
+    /// instead of copied: no allocation per document, and nothing to free but a reference
+    /// count. Documents are immutable, so a shared one never changes under the caller.
+    pub fn scan_shared(
+        &self,
+        table: &str,
+        mut filter: impl FnMut(&Value) -> bool,
+    ) -> Result<Vec<SharedRow>> {
+        // Collect shared pointers under the state lock and filter after it, so that a slow
+        // filter does not hold up commits installing their versions.
+        let visible: Vec<SharedRow> = {
             let state = self.db.state.read();
             let t = state.table(table, self.seq)?;
-            t.rows
-                .keys()
-                .filter_map(|key| Some((key.clone(), t.doc_at(key, self.seq)?.clone())))
+            t.live_at(self.seq)
+                .map(|(key, doc)| SharedRow { key: key.clone(), doc: doc.clone() })
                 .collect()
         };
-        Ok(visible
-            .into_iter()
-            .filter(|(_, doc)| filter(doc))
-            .map(|(key, doc)| Row { key, doc: Arc::unwrap_or_clone(doc) })
-            .collect())
+        Ok(visible.into_iter().filter(|row| filter(&row.doc)).collect())
     }
 
     /// Every event of `key` up to this seq, across all its incarnations, oldest first.
@@ -382,22 +401,17 @@ impl<'db> Snapshot<'db> {
         let Some(wanted) = crate::index::IndexValue::of(value) else {
             return Ok(Some(Vec::new()));
         };
+        let incarnation = t.schema_at(self.seq).map_or(u64::MAX, |s| s.created_seq);
         let mut rows = Vec::new();
-        for key in index.lookup(&wanted, self.seq) {
-            let Some(doc) = t.doc_at(&key, self.seq) else { continue };
-            let mut current: &Value = doc;
-            let mut found = true;
-            for name in &path {
-                match current.get(name) {
-                    Some(v) => current = v,
-                    None => {
-                        found = false;
-                        break;
-                    }
-                }
+        for candidate in index.candidates(&wanted, self.seq, incarnation) {
+            // A document the index vouches for holds the value by construction.
+            if let Some(doc) = candidate.doc {
+                rows.push(Row { key: candidate.key, doc: Arc::unwrap_or_clone(doc) });
+                continue;
             }
-            if found && crate::index::IndexValue::of(current).as_ref() == Some(&wanted) {
-                rows.push(Row { key, doc: (**doc).clone() });
+            let Some(doc) = t.doc_at(&candidate.key, self.seq) else { continue };
+            if crate::index::indexed(Some(doc), &path).as_ref() == Some(&wanted) {
+                rows.push(Row { key: candidate.key, doc: (**doc).clone() });
             }
         }
         Ok(Some(rows))

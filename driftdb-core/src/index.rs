@@ -13,6 +13,10 @@
 //! - Every version whose document has a non-null value `v` at `path`, installed at seq `s`,
 //!   is covered by a range of `(v, key)` that starts at or before `s` and ends after `s`
 //!   unless a later version of the key changed the value. So a lookup never misses a key.
+//! - A key that holds a value now is kept with its latest document and that document's seq,
+//!   moved on by every version of the key; a lookup at a seq at or after that version (in
+//!   the same incarnation of the table) takes the document from the index, every other
+//!   candidate is read from the version chain.
 //! - A lookup may return extra keys (a table dropped and re-created keeps the ranges of its
 //!   old incarnation open); readers re-check every candidate against the document they read,
 //!   so results are exact.
@@ -24,6 +28,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use smallvec::SmallVec;
 
 use crate::schema::TableSchema;
@@ -77,25 +82,46 @@ pub(crate) fn indexed(doc: Option<&Arc<Value>>, path: &[String]) -> Option<Index
     doc.and_then(|d| at_path(d, path)).and_then(IndexValue::of)
 }
 
-/// Seq ranges `[from, to)`; most keys hold a value once, so one is stored inline.
+/// Seq ranges `[from, to)` that have ended; most keys hold a value once, so one is inline.
 type Ranges = SmallVec<[(u64, u64); 1]>;
+
+/// A key that holds the value now: since `from`, and its latest version is `doc`, installed
+/// at `doc_seq` (a later version that kept the value moves `doc` on, see `on_version`).
+#[derive(Debug, Clone)]
+struct Holder {
+    from: u64,
+    doc_seq: u64,
+    doc: Arc<Value>,
+}
+
+/// A candidate of a lookup: the key, and its document when the index could vouch for it.
+pub(crate) struct Candidate {
+    pub key: Key,
+    /// The key's document at the lookup's seq, when its latest version is at or before that
+    /// seq and in the incarnation asked for; else `None` and the caller reads the document.
+    pub doc: Option<Arc<Value>>,
+}
 
 /// The index of one field path.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldIndex {
     /// The field path, split at dots.
     pub path: Vec<String>,
-    /// `(value, key)` → the seq ranges `[from, to)` in which the key held the value
-    /// (`to == u64::MAX` while it still does).
-    entries: BTreeMap<(IndexValue, Key), Ranges>,
+    /// value → key → the key's open range `[from, ∞)` and latest document.
+    live: HashMap<IndexValue, BTreeMap<Key, Holder>>,
+    /// value → key → the ranges `[from, to)` in which the key held the value before.
+    closed: HashMap<IndexValue, BTreeMap<Key, Ranges>>,
+    /// The largest `to` of any closed range: a lookup at or after it needs only `live`.
+    closed_until: u64,
 }
 
 impl FieldIndex {
     fn new(path: Vec<String>) -> Self {
-        FieldIndex { path, entries: BTreeMap::new() }
+        FieldIndex { path, live: HashMap::default(), closed: HashMap::default(), closed_until: 0 }
     }
 
-    /// Record that `key` changed at `seq` from document `old` to `new`.
+    /// Record that `key` changed at `seq` from document `old` to `new` (called for every
+    /// version, in seq order per key).
     pub fn on_version(
         &mut self,
         key: &Key,
@@ -106,33 +132,80 @@ impl FieldIndex {
         let before = indexed(old, &self.path);
         let after = indexed(new, &self.path);
         if before == after {
+            // Same value (or none): only the latest document moves on.
+            if let (Some(value), Some(doc)) = (&after, new)
+                && let Some(holder) = self.live.get_mut(value).and_then(|keys| keys.get_mut(key))
+            {
+                holder.doc_seq = seq;
+                holder.doc = doc.clone();
+            }
             return;
         }
         if let Some(value) = before
-            && let Some(ranges) = self.entries.get_mut(&(value, key.clone()))
-            && let Some(last) = ranges.last_mut()
-            && last.1 == u64::MAX
+            && let Some(keys) = self.live.get_mut(&value)
+            && let Some(holder) = keys.remove(key)
         {
-            last.1 = seq;
+            if keys.is_empty() {
+                self.live.remove(&value);
+            }
+            self.closed
+                .entry(value)
+                .or_default()
+                .entry(key.clone())
+                .or_default()
+                .push((holder.from, seq));
+            self.closed_until = self.closed_until.max(seq);
         }
-        if let Some(value) = after {
-            self.entries.entry((value, key.clone())).or_default().push((seq, u64::MAX));
+        if let (Some(value), Some(doc)) = (after, new) {
+            let holder = Holder { from: seq, doc_seq: seq, doc: doc.clone() };
+            self.live.entry(value).or_default().insert(key.clone(), holder);
         }
     }
 
     /// The keys whose document held `value` at `seq` (possibly with extra keys; re-check).
     pub fn lookup(&self, value: &IndexValue, seq: u64) -> Vec<Key> {
-        let mut keys = Vec::new();
-        let start = (value.clone(), Key::Int(i64::MIN));
-        for ((v, key), ranges) in self.entries.range(start..) {
-            if v != value {
-                break;
-            }
-            if ranges.iter().any(|(from, to)| *from <= seq && seq < *to) {
-                keys.push(key.clone());
+        self.candidates(value, seq, u64::MAX).into_iter().map(|c| c.key).collect()
+    }
+
+    /// The keys whose document held `value` at `seq`, in key order, possibly with extra keys
+    /// (re-check those without a document). A key's document comes along when the index holds
+    /// the version the read would find: its latest, installed at or before `seq` and at or
+    /// after `incarnation` (the seq of the table's CREATE live at `seq`).
+    pub fn candidates(&self, value: &IndexValue, seq: u64, incarnation: u64) -> Vec<Candidate> {
+        let mut out: Vec<Candidate> = Vec::new();
+        if let Some(keys) = self.live.get(value) {
+            for (key, holder) in keys {
+                if holder.from <= seq {
+                    let current = holder.doc_seq <= seq && holder.doc_seq >= incarnation;
+                    out.push(Candidate {
+                        key: key.clone(),
+                        doc: current.then(|| holder.doc.clone()),
+                    });
+                }
             }
         }
-        keys
+        if seq < self.closed_until
+            && let Some(keys) = self.closed.get(value)
+        {
+            let live_count = out.len();
+            for (key, ranges) in keys {
+                if ranges.iter().any(|(from, to)| *from <= seq && seq < *to) {
+                    out.push(Candidate { key: key.clone(), doc: None });
+                }
+            }
+            if out.len() > live_count {
+                out.sort_by(|a, b| a.key.cmp(&b.key));
+                // A key may have a closed range and the open one; keep one candidate.
+                out.dedup_by(|later, earlier| {
+                    let same = later.key == earlier.key;
+                    if same && earlier.doc.is_none() {
+                        earlier.doc = later.doc.take();
+                    }
+                    same
+                });
+            }
+        }
+        out
     }
 }
 

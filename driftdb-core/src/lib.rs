@@ -19,7 +19,6 @@
 //!   and keeps every event, so every read answers the same afterwards.
 //! - [`Database::backup_to`] writes a consistent backup while commits go on;
 //!   [`backup::verify`] checks one and [`backup::restore`] restores it, whole or up to a seq.
-//!
 //! - With [`Options::encryption_key`] a database is encrypted at rest: every file is sealed
 //!   with AES-256-GCM ([`crypto`]); [`crypto::rekey()`] rotates the key.
 //!
@@ -75,7 +74,9 @@ mod value;
 pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
 pub use crypto::EncryptionKey;
-pub use db::{AsOf, CommitInfo, Database, HistoryEntry, Options, Row, Snapshot, TableStats};
+pub use db::{
+    AsOf, CommitInfo, Database, HistoryEntry, Options, Row, SharedRow, Snapshot, TableStats,
+};
 pub use error::{ConflictKind, Error, Result, UniqueViolation};
 pub use event::ChangeKind;
 #[cfg(feature = "test-hooks")]

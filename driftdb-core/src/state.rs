@@ -110,12 +110,31 @@ impl TableState {
     /// The live document of `key` at `seq`, if the table and the key are live then.
     pub fn doc_at(&self, key: &Key, seq: u64) -> Option<&Arc<Value>> {
         let incarnation = self.schema_at(seq)?.created_seq;
-        let version = last_at(self.rows.get(key)?.as_slice(), seq, |v| v.seq)?;
-        if version.seq < incarnation {
-            return None;
-        }
-        version.doc.as_ref()
+        chain_doc_at(self.rows.get(key)?, seq, incarnation)
     }
+
+    /// Every key live at `seq` with its document, in primary-key order (one pass over the
+    /// chains, no lookup per key); nothing when the table is not live then.
+    pub fn live_at(&self, seq: u64) -> impl Iterator<Item = (&Key, &Arc<Value>)> {
+        let incarnation = self.schema_at(seq).map(|s| s.created_seq);
+        self.rows.iter().filter_map(move |(key, versions)| {
+            Some((key, chain_doc_at(versions, seq, incarnation?)?))
+        })
+    }
+}
+
+/// The live document in one key's version chain at `seq`, counting only versions of the
+/// incarnation of the table created at `incarnation`.
+pub(crate) fn chain_doc_at(
+    versions: &[Version],
+    seq: u64,
+    incarnation: u64,
+) -> Option<&Arc<Value>> {
+    let version = last_at(versions, seq, |v| v.seq)?;
+    if version.seq < incarnation {
+        return None;
+    }
+    version.doc.as_ref()
 }
 
 impl State {
@@ -193,11 +212,7 @@ impl State {
         if !overlay.fresh_tables.contains(table)
             && let Some(t) = self.tables.get(table)
         {
-            for key in t.rows.keys() {
-                if let Some(doc) = t.doc_at(key, seq) {
-                    rows.insert(key.clone(), doc.clone());
-                }
-            }
+            rows.extend(t.live_at(seq).map(|(key, doc)| (key.clone(), doc.clone())));
         }
         if let Some(written) = overlay.rows.get(table) {
             for (key, doc) in written {

@@ -246,3 +246,51 @@ fn concurrent_writers_and_readers() {
     let times: Vec<u64> = (1..=db.last_seq()).map(|s| db.commit_time(s).unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
 }
+
+#[test]
+fn shared_scans_answer_like_copying_scans_and_never_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    db.create_table("t", TableSchema::new("id")).unwrap();
+    for round in 0..4_i64 {
+        let mut tx = db.begin();
+        for id in 0..20_i64 {
+            let result = match (id + round) % 4 {
+                0 => tx.insert("t", v(json!({"id": id, "round": round}))).map(|_| ()),
+                1 => tx.patch("t", id, v(json!({"round": round, "odd": id % 2}))),
+                _ => tx.soft_delete("t", id),
+            };
+            drop(result); // refused changes (a missing or live key) are part of the mix
+        }
+        tx.commit().unwrap();
+    }
+    let held = db.read(AsOf::Seq(3)).unwrap().scan_shared("t", |_| true).unwrap();
+    let copied_then = db.read(AsOf::Seq(3)).unwrap().scan("t", |_| true).unwrap();
+    db.drop_table("t").unwrap();
+    for seq in 0..=db.last_seq() {
+        let snap = db.read(AsOf::Seq(seq)).unwrap();
+        let odd = |d: &Value| d.get("odd") == Some(&Value::Int(1));
+        match (snap.scan("t", odd), snap.scan_shared("t", odd)) {
+            (Ok(copied), Ok(shared)) => {
+                let shared: Vec<(Key, Value)> =
+                    shared.into_iter().map(|r| (r.key, (*r.doc).clone())).collect();
+                let copied: Vec<(Key, Value)> =
+                    copied.into_iter().map(|r| (r.key, r.doc)).collect();
+                assert_eq!(shared, copied, "seq {seq}");
+            }
+            (copied, shared) => {
+                let gone = |e: &Error| matches!(e, Error::NoSuchTable { .. });
+                assert!(
+                    copied.is_err_and(|e| gone(&e)) && shared.is_err_and(|e| gone(&e)),
+                    "seq {seq}"
+                );
+            }
+        }
+    }
+    // Documents handed out earlier are immutable: later commits did not change them.
+    let held: Vec<(Key, Value)> =
+        held.into_iter().map(|r| (r.key, Arc::unwrap_or_clone(r.doc))).collect();
+    let copied_then: Vec<(Key, Value)> = copied_then.into_iter().map(|r| (r.key, r.doc)).collect();
+    assert!(!held.is_empty());
+    assert_eq!(held, copied_then);
+}
