@@ -22,6 +22,10 @@ pub struct Cli {
     /// The database directory for the interactive shell when no command is given.
     #[arg(short = 'd', long = "data", value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// The key of an encrypted database: a file holding 64 hex characters. Without it, the
+    /// `DRIFTDB_KEY` environment variable is used when set.
+    #[arg(long = "key-file", global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -74,6 +78,10 @@ pub enum Command {
     Init {
         /// The database directory (created if missing; must be empty or absent).
         dir: PathBuf,
+        /// Encrypt every file of the database at rest (AES-256-GCM) with the key from
+        /// `--key-file` or `DRIFTDB_KEY`.
+        #[arg(long)]
+        encrypt: bool,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -172,6 +180,17 @@ pub enum Command {
         /// Restore only up to `@seq:N` or an ISO-8601 time.
         #[arg(long, value_name = "WHEN")]
         as_of: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Re-encrypt a closed encrypted database under a new key. The old key comes from
+    /// `--key-file` / `DRIFTDB_KEY`, the new one from `--new-key-file` / `DRIFTDB_NEW_KEY`.
+    Rekey {
+        #[command(flatten)]
+        db: DbArgs,
+        /// A file holding the new key (64 hex characters).
+        #[arg(long = "new-key-file", value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
         #[command(flatten)]
         output: OutputArgs,
     },

@@ -114,6 +114,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Ql(driftdb_ql::Error::Core(e)) if e.is_key_error() => 3,
             _ => 1,
         }
     }

@@ -24,6 +24,7 @@ use output::{Printer, default_format};
 
 fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
     let mut printer = Printer::stdout(format);
+    commands::keys::set_key_file(cli.key_file);
     let Some(command) = cli.command else {
         return match cli.dir {
             Some(dir) => repl::run(&dir, format),
@@ -40,7 +41,10 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
         ));
     }
     match command {
-        Command::Init { dir, .. } => commands::basic::init(&dir, &mut printer),
+        Command::Init { dir, encrypt, .. } => commands::basic::init(&dir, encrypt, &mut printer),
+        Command::Rekey { db, new_key_file, .. } => {
+            commands::keys::rekey(&db.dir, new_key_file.as_deref(), &mut printer)
+        }
         Command::Tables { db, as_of, .. } => commands::basic::tables(&db.dir, &as_of, &mut printer),
         Command::Import(a) => commands::import::run(&a, &mut printer),
         Command::Export(a) => commands::export::run(&a, &mut printer),
@@ -71,6 +75,7 @@ fn run(cli: Cli, format: args::OutputFormat) -> CliResult {
 fn sub_format(command: Option<&Command>) -> Option<args::OutputFormat> {
     let output: &OutputArgs = match command? {
         Command::Init { output, .. }
+        | Command::Rekey { output, .. }
         | Command::Tables { output, .. }
         | Command::Repl { output, .. }
         | Command::Verify { output, .. }

@@ -38,6 +38,10 @@ pub struct Options {
     pub snapshot_full_every: u32,
     /// The file system to use (default: the operating system's).
     pub fs: Arc<dyn Fs>,
+    /// The key of an encrypted database (default: none). Opening an encrypted database
+    /// needs it; creating a database with it makes an encrypted one (see
+    /// [`crate::crypto`]); giving it for a plaintext database is [`Error::NotEncrypted`].
+    pub encryption_key: Option<crate::crypto::EncryptionKey>,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             snapshot_every_events: 0,
             snapshot_full_every: 8,
             fs: Arc::new(OsFs),
+            encryption_key: None,
         }
     }
 }
@@ -147,6 +152,8 @@ pub struct HistoryEntry {
 pub struct Database {
     pub(crate) root: PathBuf,
     pub(crate) fs: Arc<dyn Fs>,
+    /// The sealing file system of an encrypted database (also in `fs`).
+    pub(crate) encryption: Option<crate::crypto::EncryptedFs>,
     pub(crate) options: Options,
     pub(crate) state: RwLock<State>,
     /// The last seq whose transaction is durable; readers see nothing after it.
@@ -190,6 +197,31 @@ impl Database {
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether the database is encrypted at rest (see [`crate::crypto`]).
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
+    }
+
+    /// Write `data` as the file `rel` (relative to the database directory; its directory must
+    /// exist) atomically and durably: temporary file, fsync, rename, fsync of the directory.
+    /// In an encrypted database the file is sealed like every other. For files that tools
+    /// above the engine keep beside the data (`ANALYZE` statistics).
+    pub fn write_file(&self, rel: &Path, data: &[u8]) -> Result<()> {
+        let path = self.root.join(rel);
+        crate::storage::fs::write_atomic(self.fs.as_ref(), &path, data)
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    /// The content of the file `rel` written by [`Database::write_file`] (opened in an
+    /// encrypted database); `None` when it does not exist.
+    pub fn read_file(&self, rel: &Path) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(rel);
+        if !self.fs.exists(&path) {
+            return Ok(None);
+        }
+        self.fs.read(&path).map(Some).map_err(|e| Error::io(&path, e))
     }
 
     /// The seq of the last committed (durable) transaction.

@@ -145,6 +145,37 @@ pub enum Error {
         cause: String,
     },
 
+    // ---- The key is missing or wrong: give the right one. ---------------------------------
+    /// The database is encrypted and no key was given (`Options::encryption_key`,
+    /// `DRIFTDB_KEY`, `--key-file`).
+    #[error(
+        "database {path} is encrypted: give its key (DRIFTDB_KEY=<64 hex characters> or \
+         --key-file FILE)"
+    )]
+    KeyRequired {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// The key given is not the database's key (its `ENCRYPTION` key check fails). Nothing
+    /// was read or written.
+    #[error("wrong key for database {path}: the key check in its ENCRYPTION file fails")]
+    WrongKey {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// A key was given for a database that is not encrypted.
+    #[error("database {path} is not encrypted: open it without a key")]
+    NotEncrypted {
+        /// The database directory.
+        path: PathBuf,
+    },
+    /// A key that is not 64 hex characters, or an unreadable `ENCRYPTION` file.
+    #[error("bad key: {reason}")]
+    BadKey {
+        /// What is wrong.
+        reason: String,
+    },
+
     // ---- The data on disk is damaged or not ours. ------------------------------------------
     /// A checksum, length or structure check failed inside a file.
     #[error("corrupt data in {file} at byte offset {offset}: {reason}")]
@@ -259,13 +290,32 @@ impl Error {
         )
     }
 
+    /// True when the key is missing, wrong, malformed, or given for a plaintext database.
+    pub fn is_key_error(&self) -> bool {
+        matches!(
+            self,
+            Error::KeyRequired { .. }
+                | Error::WrongKey { .. }
+                | Error::NotEncrypted { .. }
+                | Error::BadKey { .. }
+        )
+    }
+
     /// True when the data on disk is damaged: reopening will not help.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. } | Error::UnsupportedVersion { .. })
     }
 
+    /// An I/O error on `path`; a sealed record that failed its checks
+    /// ([`crate::crypto::sealed::SealError`]) becomes [`Error::Corrupt`] at its offset.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        let path = path.into();
+        if let Some(seal) =
+            source.get_ref().and_then(|e| e.downcast_ref::<crate::crypto::sealed::SealError>())
+        {
+            return Error::Corrupt { file: path, offset: seal.offset, reason: seal.reason.clone() };
+        }
+        Error::Io { path, source }
     }
 
     pub(crate) fn corrupt(

@@ -23,10 +23,11 @@
 //!   incremental), also automatically every K events ([`Options::snapshot_every_events`],
 //!   [`TableSchema::snapshot_every`]); [`Database::scan_stream`] streams a table `AS OF` a
 //!   seq from the nearest snapshot plus the events after it.
+//! - With [`Options::encryption_key`] a database is encrypted at rest: every file is sealed
+//!   with AES-256-GCM ([`crypto`]); [`crypto::rekey()`] rotates the key.
 //!
-//! It is not (yet): a network server, encrypted, or memory-bounded (the state holds every
-//! version; only [`Database::scan_stream`] reads in bounded memory); those come in later
-//! releases.
+//! It is not (yet): a network server or memory-bounded (the state holds every version; only
+//! [`Database::scan_stream`] reads in bounded memory); those come in later releases.
 //!
 //! ```
 //! use driftdb_core::{AsOf, Database, Key, TableSchema};
@@ -57,6 +58,7 @@
 pub mod backup;
 mod commit;
 mod compaction;
+pub mod crypto;
 mod db;
 mod error;
 mod event;
@@ -76,6 +78,7 @@ mod value;
 
 pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
+pub use crypto::EncryptionKey;
 pub use db::{
     AsOf, CommitInfo, Database, HistoryEntry, Options, Row, SharedRow, Snapshot, TableStats,
 };

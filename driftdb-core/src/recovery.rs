@@ -11,6 +11,10 @@
 //! | damaged WAL batch followed by a valid one | [`Error::Corrupt`] with file and offset |
 //! | WAL transactions after the checkpoint | replayed into the state and the segments, then a checkpoint |
 //! | `schema.yaml` / `meta.json` missing or stale | rewritten from the segments |
+//! | `ENCRYPTION` (checked before anything else is read) | no key: [`Error::KeyRequired`]; another key: [`Error::WrongKey`]; damaged: [`Error::BadKey`]; from here on every file is read and written through [`crate::crypto::EncryptedFs`] |
+//! | a key given, `CHECKPOINT` present, no `ENCRYPTION` | [`Error::NotEncrypted`] |
+//! | `REKEY` (a key rotation past its switch) | the given key must be the new one; the staged files are moved into place (see [`crate::crypto::rekey()`]) |
+//! | `rekey.tmp/` without `REKEY` | removed (a rotation that never switched) |
 
 use std::collections::BTreeMap;
 use std::io;
@@ -37,8 +41,16 @@ use crate::storage::wal::{self, WAL_DIR, WAL_FILE};
 
 /// Entries a database directory may hold before its CHECKPOINT exists (a torn `init`; a
 /// process that died while writing the first checkpoint leaves `CHECKPOINT.tmp` behind).
-const INIT_ENTRIES: [&str; 6] =
-    ["LOCK", "tables", "wal", "migrations", "backups", "CHECKPOINT.tmp"];
+const INIT_ENTRIES: [&str; 8] = [
+    "LOCK",
+    "tables",
+    "wal",
+    "migrations",
+    "backups",
+    "CHECKPOINT.tmp",
+    "ENCRYPTION",
+    "ENCRYPTION.tmp",
+];
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
@@ -74,6 +86,10 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         }
         _ => Error::io(&lock_path, e),
     })?;
+    // Encryption (see `crate::crypto`): finish a key rotation, check the key, and from here on
+    // read and write every file through the sealing file system.
+    let key = options.encryption_key.as_ref();
+    let mut encryption = crate::crypto::rekey::open_root(&options.fs, root, key)?;
     let cp_path = root.join(CHECKPOINT_FILE);
     if !fs.exists(&cp_path) {
         let entries = fs.list(root).map_err(io_at(root))?;
@@ -81,6 +97,16 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
         if foreign || !options.create_if_missing {
             return Err(Error::NotADatabase { path: root.to_path_buf() });
         }
+        if let (None, Some(key)) = (&encryption, key) {
+            encryption = Some(crate::crypto::rekey::create_root(&options.fs, root, key)?);
+        }
+    }
+    let db_fs: std::sync::Arc<dyn Fs> = match &encryption {
+        Some(efs) => std::sync::Arc::new(efs.clone()),
+        None => options.fs.clone(),
+    };
+    let fs: &dyn Fs = db_fs.as_ref();
+    if !fs.exists(&cp_path) {
         init(fs, root)?;
     }
     let cp = Checkpoint::decode(&cp_path, &fs.read(&cp_path).map_err(io_at(&cp_path))?)?;
@@ -98,7 +124,8 @@ pub(crate) fn open(root: &Path, options: Options) -> Result<Database> {
     let last_ms = state.commit_ms.last().copied().unwrap_or(0);
     let db = Database {
         root: root.to_path_buf(),
-        fs: options.fs.clone(),
+        fs: db_fs.clone(),
+        encryption,
         options,
         state: RwLock::new(state),
         visible_seq: AtomicU64::new(last_seq),

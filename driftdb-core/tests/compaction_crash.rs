@@ -34,6 +34,7 @@ fn options(sim: &SimFs) -> Options {
         wal_size_bytes_max: 4096,
         compaction_block_bytes: 300,
         fs: Arc::new(sim.clone()),
+        encryption_key: common::test_key(),
         ..Options::default()
     }
 }
@@ -219,6 +220,18 @@ fn crashed_run(image: &SimFs, k: u64) -> (SimFs, Outcome) {
 
 #[test]
 fn crash_at_every_sync_point_of_a_compaction() {
+    crash_at_every_sync_point_of_a_compaction_run();
+}
+
+/// [`crash_at_every_sync_point_of_a_compaction`] with every database encrypted.
+#[test]
+fn crash_at_every_sync_point_of_a_compaction_encrypted() {
+    common::encrypt_in_this_thread();
+    assert!(Database::open_with(ROOT, options(&SimFs::new())).unwrap().is_encrypted());
+    crash_at_every_sync_point_of_a_compaction_run();
+}
+
+fn crash_at_every_sync_point_of_a_compaction_run() {
     let (image, base, full, syncs) = reference();
     assert!(syncs >= 16, "only {syncs} sync points");
     let mut acked = 0;

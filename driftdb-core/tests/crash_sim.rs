@@ -55,6 +55,7 @@ fn options(sim: &SimFs) -> Options {
         segment_size_bytes_max: 1024,
         wal_size_bytes_max: 2048,
         fs: Arc::new(sim.clone()),
+        encryption_key: common::test_key(),
         ..Options::default()
     }
 }
@@ -382,6 +383,18 @@ fn the_workload_rotates_segments_and_checkpoints() {
 
 #[test]
 fn power_loss_at_every_sync_point() {
+    power_loss_at_every_sync_point_run();
+}
+
+/// [`power_loss_at_every_sync_point`] with every database encrypted.
+#[test]
+fn power_loss_at_every_sync_point_encrypted() {
+    common::encrypt_in_this_thread();
+    assert!(ok(Database::open_with("/db", options(&SimFs::new())), "open").is_encrypted());
+    power_loss_at_every_sync_point_run();
+}
+
+fn power_loss_at_every_sync_point_run() {
     let script = script();
     let count = count_syncs(&script);
     let mut fresh_dbs = 0;
@@ -407,6 +420,18 @@ fn power_loss_at_every_sync_point() {
 
 #[test]
 fn process_crash_at_every_sync_point() {
+    process_crash_at_every_sync_point_run();
+}
+
+/// [`process_crash_at_every_sync_point`] with every database encrypted.
+#[test]
+fn process_crash_at_every_sync_point_encrypted() {
+    common::encrypt_in_this_thread();
+    assert!(ok(Database::open_with("/db", options(&SimFs::new())), "open").is_encrypted());
+    process_crash_at_every_sync_point_run();
+}
+
+fn process_crash_at_every_sync_point_run() {
     // The process dies at the failed sync, but the OS keeps everything written so far.
     let script = script();
     let count = count_syncs(&script);

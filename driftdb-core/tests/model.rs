@@ -21,6 +21,8 @@
 // of this test file get the same allowance.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -708,7 +710,7 @@ impl Backend {
     }
 
     fn open(&self, small_files: bool) -> TestResult<Database> {
-        let mut options = Options::default();
+        let mut options = Options { encryption_key: common::test_key(), ..Options::default() };
         if small_files {
             // Rotate segments and checkpoint every few commits.
             options.segment_size_bytes_max = 512;
@@ -916,6 +918,17 @@ proptest! {
         small_files in any::<bool>(),
         seed in any::<u64>(),
     ) {
+        run(Backend::Sim(SimFs::new()), small_files, seed, &ops)?;
+    }
+
+    /// The same, every database encrypted.
+    #[test]
+    fn engine_matches_model_with_crashes_encrypted(
+        ops in prop::collection::vec(op(), 0..60),
+        small_files in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        common::encrypt_in_this_thread();
         run(Backend::Sim(SimFs::new()), small_files, seed, &ops)?;
     }
 }

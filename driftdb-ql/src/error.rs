@@ -222,6 +222,10 @@ fn core_kind(e: &driftdb_core::Error) -> &'static str {
         E::UnsupportedVersion { .. } => "unsupported_version",
         E::NotADatabase { .. } => "not_a_database",
         E::Conflict { .. } => "conflict",
+        E::KeyRequired { .. } => "key_required",
+        E::WrongKey { .. } => "wrong_key",
+        E::NotEncrypted { .. } => "not_encrypted",
+        E::BadKey { .. } => "bad_key",
         _ => "storage",
     }
 }

@@ -275,9 +275,10 @@ fn apply_one(db: &Database, migration: &Migration) -> Result<Applied> {
 }
 
 /// Rewrite `dir/history.json` from the applied list: temporary file, fsync, rename, fsync of
-/// the directory. Skipped when `dir` does not exist.
+/// the directory. Skipped when `dir` does not exist, and for an encrypted database, whose
+/// files hold no plaintext (the `_migrations` table has the same history, sealed).
 fn write_history(db: &Database, dir: &Path, applied: &[Applied]) -> Result<()> {
-    if !dir.is_dir() {
+    if !dir.is_dir() || db.is_encrypted() {
         return Ok(());
     }
     let entries: Vec<serde_json::Value> = applied

@@ -69,7 +69,10 @@ pub fn restore(
     printer: &mut Printer<impl std::io::Write>,
 ) -> CliResult {
     let upto = as_of.map(driftdb_ql::parse_as_of).transpose()?;
-    let r = backup::restore(from, to, upto)?;
+    let r = match super::keys::key()? {
+        Some(key) => backup::restore_with_key(from, to, upto, &key)?,
+        None => backup::restore(from, to, upto)?,
+    };
     let report = Report {
         json: json!({
             "database": r.path.display().to_string(),
@@ -94,7 +97,10 @@ pub fn restore(
 
 /// Run `verify-backup`: exit status 1 when anything is wrong.
 pub fn verify(path: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult {
-    let v = backup::verify(path)?;
+    let v = match super::keys::key()? {
+        Some(key) => backup::verify_with_key(path, &key)?,
+        None => backup::verify(path)?,
+    };
     let problems: Vec<_> = v
         .problems
         .iter()

@@ -12,8 +12,20 @@ fn stdout_error(e: std::io::Error) -> CliError {
     CliError::io("write", Path::new("standard output"), e)
 }
 
-/// Run `init`: create an empty database; refuse a directory that is not empty.
-pub fn init(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult {
+/// Run `init`: create an empty database (encrypted with `--encrypt`); refuse a directory that
+/// is not empty.
+pub fn init(dir: &Path, encrypt: bool, printer: &mut Printer<impl std::io::Write>) -> CliResult {
+    let key = match (encrypt, super::keys::key()?) {
+        (true, None) => {
+            return Err(CliError::Usage(
+                "init --encrypt needs a key: set DRIFTDB_KEY to 64 hex characters or give \
+                 --key-file FILE"
+                    .into(),
+            ));
+        }
+        (true, key) => key,
+        (false, _) => None,
+    };
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir).map_err(|e| CliError::io("read", dir, e))?;
         if entries.next().is_some() {
@@ -34,11 +46,13 @@ pub fn init(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult
     // An absolute path: the engine creates missing parent directories by walking up the path,
     // and a bare relative name like `mydata` has the empty path as its parent.
     let absolute = std::path::absolute(dir).map_err(|e| CliError::io("resolve", dir, e))?;
-    let db = Database::open(&absolute)?;
+    let options = driftdb_core::Options { encryption_key: key, ..Default::default() };
+    let db = Database::open_with(&absolute, options)?;
+    let encrypted = if db.is_encrypted() { "an encrypted" } else { "an" };
     db.close()?;
     let outcome = Outcome::Done(Done {
         statement: "INIT",
-        message: format!("initialized an empty DriftDB database in {}", dir.display()),
+        message: format!("initialized {encrypted} empty DriftDB database in {}", dir.display()),
         committed: None,
         details: vec![("database".into(), Value::String(dir.display().to_string()))],
     });

@@ -27,7 +27,8 @@ const PAYLOAD_CHARS_MAX: usize = 60;
 
 /// Run `inspect`.
 pub fn run(path: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult {
-    let data = std::fs::read(path).map_err(|e| CliError::io("read", path, e))?;
+    // A file of an encrypted database is opened with the key (an error without it).
+    let data = super::keys::read_logical(path)?;
     if data.starts_with(&driftdb_core::storage::snapshot::SNAPSHOT_MAGIC) {
         return super::inspect_snapshot::run(path, &data, printer);
     }

@@ -6,6 +6,7 @@ pub mod export;
 pub mod import;
 pub mod inspect;
 pub mod inspect_snapshot;
+pub mod keys;
 pub mod migrate;
 pub mod query;
 pub mod sql;
@@ -36,7 +37,9 @@ pub fn no_database(dir: &Path) -> CliError {
 
 /// Open the existing database in `dir` (never creating one).
 pub fn open(dir: &Path) -> CliResult<Database> {
-    match Database::open_with(dir, Options { create_if_missing: false, ..Options::default() }) {
+    let options =
+        Options { create_if_missing: false, encryption_key: keys::key()?, ..Options::default() };
+    match Database::open_with(dir, options) {
         Ok(db) => Ok(db),
         Err(driftdb_core::Error::NotADatabase { .. }) => Err(no_database(dir)),
         Err(e) => Err(e.into()),

@@ -126,6 +126,8 @@ impl Verification {
 
 /// Run `verify`.
 pub fn run(dir: &Path, printer: &mut Printer<impl std::io::Write>) -> CliResult {
+    // An encrypted database needs its key, checked once here.
+    super::keys::sealing_fs(&dir.join("CHECKPOINT"))?;
     let v = verify(dir)?;
     printer
         .report(&report(dir, &v))
@@ -249,7 +251,8 @@ fn list(dir: &Path) -> Vec<String> {
 
 /// Read a file, recording a failure as an error of `check`.
 fn read(path: &Path, check: &mut FileCheck) -> Option<Vec<u8>> {
-    match std::fs::read(path) {
+    // Sealed files of an encrypted database are opened (the key was checked in `run`).
+    match super::keys::read_logical(path) {
         Ok(data) => {
             check.bytes = data.len() as u64;
             Some(data)

@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 pub fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_driftdb"));
     cmd.env_remove("DRIFTDB_HISTORY");
+    // A key in the test runner's environment must not leak into the binaries under test.
+    cmd.env_remove("DRIFTDB_KEY");
+    cmd.env_remove("DRIFTDB_NEW_KEY");
     cmd
 }
 

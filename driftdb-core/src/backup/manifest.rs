@@ -227,8 +227,22 @@ impl VerifyReport {
 /// with the stored length and checksum, no other file is, and every file of the restored
 /// database rebuilds from the chain with its length and checksum. Damage is reported per file
 /// in [`VerifyReport::problems`]; `Err` only when `dir` has no readable manifest.
+///
+/// An encrypted backup (one with an `ENCRYPTION` file) needs its key:
+/// [`Error::KeyRequired`] here, see [`verify_with_key`].
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    if OsFs.exists(&dir.join(crate::crypto::ENCRYPTION_FILE)) {
+        return Err(Error::KeyRequired { path: dir.to_path_buf() });
+    }
     verify_with(&OsFs, dir)
+}
+
+/// [`verify`] of an encrypted backup: the key is checked against the backup's `ENCRYPTION`
+/// file ([`Error::WrongKey`]), then every file is opened (each record authenticated) and
+/// checked as [`verify`] does.
+pub fn verify_with_key(dir: &Path, key: &crate::crypto::EncryptionKey) -> Result<VerifyReport> {
+    let efs = crate::crypto::rekey::backup_fs(std::sync::Arc::new(OsFs), dir, key)?;
+    verify_with(&efs, dir)
 }
 
 /// [`verify`] through a given file system.

@@ -47,8 +47,9 @@ use crate::storage::wal::{WAL_DIR, WAL_FILE};
 
 pub use manifest::{
     BaseRef, FileEntry, MANIFEST_FILE, Manifest, Problem, VerifyReport, verify, verify_with,
+    verify_with_key,
 };
-pub use restore::{RestoreReport, restore, restore_with};
+pub use restore::{RestoreReport, restore, restore_with, restore_with_key};
 
 use manifest::sha256_hex;
 
@@ -139,7 +140,17 @@ impl Database {
         let mut entries = Vec::new();
         let mut written_dirs = BTreeSet::new();
         let mut bytes_copied = 0;
-        let all = files.into_iter().chain([
+        // An encrypted database's backup gets its key-check file first: it roots the
+        // identities of the sealed files written after it (see `crate::crypto`).
+        let key_check = match &self.encryption {
+            Some(efs) => {
+                let path = self.root.join(crate::crypto::ENCRYPTION_FILE);
+                let data = efs.inner().read(&path).map_err(|e| Error::io(&path, e))?;
+                vec![Captured { path: crate::crypto::ENCRYPTION_FILE.into(), data }]
+            }
+            None => Vec::new(),
+        };
+        let all = key_check.into_iter().chain(files).chain([
             Captured { path: CHECKPOINT_FILE.into(), data: cp_bytes },
             Captured {
                 path: format!("{WAL_DIR}/{WAL_FILE}"),

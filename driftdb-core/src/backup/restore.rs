@@ -74,13 +74,46 @@ impl std::fmt::Display for RestoreReport {
 /// Errors: [`Error::Corrupt`] when the backup or its chain fails verification (nothing is
 /// written), [`Error::InvalidInput`] when the target is not empty, [`Error::FutureSeq`] for a
 /// seq after the backup's, I/O errors.
+///
+/// An encrypted backup needs its key: [`Error::KeyRequired`] here, see [`restore_with_key`].
 pub fn restore(backup_dir: &Path, target_dir: &Path, upto: Option<AsOf>) -> Result<RestoreReport> {
+    if OsFs.exists(&backup_dir.join(crate::crypto::ENCRYPTION_FILE)) {
+        return Err(Error::KeyRequired { path: backup_dir.to_path_buf() });
+    }
     restore_with(std::sync::Arc::new(OsFs), backup_dir, target_dir, upto)
+}
+
+/// [`restore`] of an encrypted backup with its key (checked first: [`Error::WrongKey`]). The
+/// restored database is encrypted under the same key and database id.
+pub fn restore_with_key(
+    backup_dir: &Path,
+    target_dir: &Path,
+    upto: Option<AsOf>,
+    key: &crate::crypto::EncryptionKey,
+) -> Result<RestoreReport> {
+    let efs = crate::crypto::rekey::backup_fs(std::sync::Arc::new(OsFs), backup_dir, key)?;
+    // Files are written through the sealing file system; the restored database is opened on
+    // the plain one with the key (it seals by itself).
+    let plain: std::sync::Arc<dyn Fs> = efs.inner().clone();
+    restore_impl(std::sync::Arc::new(efs), Some((plain, key)), backup_dir, target_dir, upto)
 }
 
 /// [`restore`] through a given file system (the restored database is opened through it too).
 pub fn restore_with(
     fs_handle: std::sync::Arc<dyn Fs>,
+    backup_dir: &Path,
+    target_dir: &Path,
+    upto: Option<AsOf>,
+) -> Result<RestoreReport> {
+    restore_impl(fs_handle, None, backup_dir, target_dir, upto)
+}
+
+/// The file system and key the restored database is opened with, when encrypted.
+type OpenWith<'k> = Option<(std::sync::Arc<dyn Fs>, &'k crate::crypto::EncryptionKey)>;
+
+fn restore_impl(
+    fs_handle: std::sync::Arc<dyn Fs>,
+    encrypted: OpenWith<'_>,
     backup_dir: &Path,
     target_dir: &Path,
     upto: Option<AsOf>,
@@ -123,7 +156,10 @@ pub fn restore_with(
     prepare_empty_dir(fs, target_dir)?;
     let mut dirs = BTreeSet::new();
     let mut bytes = 0;
-    for (rel, data) in &files {
+    // The key-check file of an encrypted backup first: it roots the sealed files after it.
+    let key_check = crate::crypto::ENCRYPTION_FILE;
+    let ordered = files.iter().filter(|(rel, _)| *rel == key_check);
+    for (rel, data) in ordered.chain(files.iter().filter(|(rel, _)| *rel != key_check)) {
         write_file_durable(fs, target_dir, &target_dir.join(rel), data, &mut dirs)?;
         bytes += data.len() as u64;
     }
@@ -133,7 +169,16 @@ pub fn restore_with(
     for d in &dirs {
         fs.sync_dir(d).map_err(|e| Error::io(d, e))?;
     }
-    let options = Options { create_if_missing: false, fs: fs_handle.clone(), ..Options::default() };
+    let (open_fs, key) = match encrypted {
+        Some((plain, key)) => (plain, Some(key.clone())),
+        None => (fs_handle.clone(), None),
+    };
+    let options = Options {
+        create_if_missing: false,
+        fs: open_fs,
+        encryption_key: key,
+        ..Options::default()
+    };
     let db = Database::open_with(target_dir, options)?;
     let opened = db.last_seq();
     db.close()?;

@@ -351,6 +351,18 @@ impl Fs for SimFs {
         s.live.remove(path);
         Ok(())
     }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.check_alive()?;
+        if s.live.get(path) != Some(&Entry::Dir) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if s.live.keys().any(|p| p.parent() == Some(path)) {
+            return Err(io::Error::other("directory not empty"));
+        }
+        s.live.remove(path);
+        Ok(())
+    }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
         s.sync_point()?;

@@ -10,7 +10,6 @@
 //! `EXPLAIN` shows the seq they were taken at next to the actual counts.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use driftdb_core::{AsOf, Database, Value};
@@ -65,8 +64,9 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
 
 /// The stored statistics of `table`, if any can be read.
 pub(crate) fn load(db: &Database, table: &str) -> Option<TableStatistics> {
-    let text = std::fs::read_to_string(stats_path(db, table)).ok()?;
-    serde_json::from_str::<TableStatistics>(&text).ok().filter(|s| s.table == table)
+    let rel = Path::new("tables").join(table).join("stats.json");
+    let bytes = db.read_file(&rel).ok()??;
+    serde_json::from_slice::<TableStatistics>(&bytes).ok().filter(|s| s.table == table)
 }
 
 fn compute(db: &Database, table: &str) -> Result<TableStatistics> {
@@ -115,16 +115,11 @@ fn compute(db: &Database, table: &str) -> Result<TableStatistics> {
 }
 
 fn store(db: &Database, stats: &TableStatistics) -> Result<PathBuf> {
-    let path = stats_path(db, &stats.table);
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let tmp = dir.join("stats.json.tmp");
+    // Through the engine: atomic and durable, and sealed in an encrypted database.
+    let rel = Path::new("tables").join(&stats.table).join("stats.json");
     let text = serde_json::to_string_pretty(stats).map_err(|e| Error::invalid(e.to_string()))?;
-    let mut file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-    file.write_all(text.as_bytes()).map_err(|e| io_error(&tmp, e))?;
-    file.sync_all().map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
-    std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io_error(&dir, e))?;
-    Ok(path)
+    db.write_file(&rel, text.as_bytes())?;
+    Ok(stats_path(db, &stats.table))
 }
 
 /// `ANALYZE TABLE t`: compute, store, and return the statistics as rows.
