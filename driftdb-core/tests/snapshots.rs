@@ -3,6 +3,8 @@
 //! before and after a reopen; damaged snapshots are reported and never used.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod common;
+
 use driftdb_core::{AsOf, Database, Error, Key, Options, Row, SnapshotKind, TableSchema, Value};
 use proptest::prelude::*;
 use serde_json::json;
@@ -19,6 +21,8 @@ fn small_files(snapshot_every: u64, full_every: u32) -> Options {
         wal_size_bytes_max: 2048,
         snapshot_every_events: snapshot_every,
         snapshot_full_every: full_every,
+        // Encrypted after `common::encrypt_in_this_thread` (or with DRIFTDB_TEST_ENCRYPT).
+        encryption_key: common::test_key(),
         ..Options::default()
     }
 }
@@ -174,6 +178,18 @@ proptest! {
 
 #[test]
 fn a_fixed_history_with_every_kind_of_step() {
+    fixed_history();
+}
+
+/// The same on encrypted databases: snapshot blocks and segment pieces are read through
+/// ranged reads of sealed files.
+#[test]
+fn a_fixed_history_with_every_kind_of_step_encrypted() {
+    common::encrypt_in_this_thread();
+    fixed_history();
+}
+
+fn fixed_history() {
     let mut ops = Vec::new();
     for i in 0..40i64 {
         let t = (i % 3) as usize;

@@ -17,6 +17,7 @@ pub mod rekey;
 pub mod sealed;
 
 mod efs;
+mod ranged;
 
 use std::fmt;
 use std::path::Path;

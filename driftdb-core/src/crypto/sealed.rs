@@ -337,6 +337,33 @@ impl Sealer {
         identity: &str,
         salt: &[u8; 16],
     ) -> std::result::Result<Option<(Vec<u8>, [u8; NONCE_BYTES], usize)>, SealError> {
+        self.record_in(data, at, at as u64, identity, salt)
+    }
+
+    /// The plaintext of the one record that `bytes` holds (header first), which sits at
+    /// physical offset `at` of its file: `Ok(None)` when its CRCs fail or `bytes` is short
+    /// (damage), an error when they hold but the tag does not (tampering).
+    pub(crate) fn open_record(
+        &self,
+        bytes: &[u8],
+        at: u64,
+        identity: &str,
+        salt: &[u8; 16],
+    ) -> std::result::Result<Option<Vec<u8>>, SealError> {
+        Ok(self.record_in(bytes, 0, at, identity, salt)?.map(|(plain, _, _)| plain))
+    }
+
+    /// [`Self::record_at`] for a record at index `at` of `data` whose physical offset in its
+    /// file is `physical`.
+    #[allow(clippy::type_complexity)]
+    fn record_in(
+        &self,
+        data: &[u8],
+        at: usize,
+        physical: u64,
+        identity: &str,
+        salt: &[u8; 16],
+    ) -> std::result::Result<Option<(Vec<u8>, [u8; NONCE_BYTES], usize)>, SealError> {
         let word =
             |o: usize| data.get(o..o + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
         let (Some(len), Some(hcrc), Some(crc)) = (word(at), word(at + 4), word(at + 8)) else {
@@ -354,7 +381,7 @@ impl Sealer {
         let (nonce, rest) = body.split_at(NONCE_BYTES);
         let (ct, tag) = rest.split_at(rest.len() - TAG_BYTES);
         let mut plain = ct.to_vec();
-        let aad = self.aad(identity, salt, at as u64);
+        let aad = self.aad(identity, salt, physical);
         self.cipher
             .decrypt_in_place_detached(
                 Nonce::from_slice(nonce),
@@ -364,7 +391,7 @@ impl Sealer {
             )
             .map_err(|_| {
                 SealError::new(
-                    at as u64,
+                    physical,
                     "record fails authentication: it was changed, moved from another offset \
                      or file, or sealed under another key",
                 )
@@ -373,6 +400,15 @@ impl Sealer {
         n.copy_from_slice(nonce);
         Ok(Some((plain, n, end)))
     }
+}
+
+/// The `len` field of a record header whose own CRC holds and whose value is in range (what
+/// follows the 12-byte header), without reading the record; `None` otherwise.
+pub(crate) fn record_len(header: &[u8]) -> Option<u32> {
+    let word =
+        |o: usize| header.get(o..o + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let (len, hcrc) = (word(0)?, word(4)?);
+    ((LEN_MIN..=LEN_MAX).contains(&len) && hcrc == head_crc(len)).then_some(len)
 }
 
 fn head_crc(len: u32) -> u32 {
