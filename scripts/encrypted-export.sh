@@ -5,7 +5,7 @@ set -e
 cd "$(dirname "$0")/.."
 cargo build --release -q -p driftdb-cli
 B=target/release/driftdb
-W=${1:-/tmp/driftdb-encrypted-export}; rm -rf $W; mkdir -p $W
+W=${1:-/tmp/driftdb-encrypted-export}; rm -rf "$W/plain" "$W/enc"; mkdir -p "$W"
 python3 -c "
 import json
 with open('$W/docs.ndjson','w') as f:
