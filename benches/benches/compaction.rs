@@ -18,32 +18,18 @@
 //! and the segment counts. Under `cargo test` (Criterion's test mode) the table is 100 keys ×
 //! 10 versions and each benchmark runs once: a smoke test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
+use driftdb_benches::run;
 use driftdb_core::{Database, TableSchema, Value};
 use tempfile::TempDir;
 
 const TABLE: &str = "docs";
 
-/// Where the benchmark databases live.
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("DRIFTDB_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
-    std::fs::create_dir_all(&root).expect("create the benchmark directory");
-    root
-}
-
 fn fresh_dir() -> TempDir {
-    tempfile::Builder::new().prefix("driftdb-compact-").tempdir_in(bench_root()).expect("tempdir")
-}
-
-/// True for a real measurement (`cargo bench`), false for Criterion's test mode.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
+    run::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "driftdb-compact-").expect("tempdir")
 }
 
 fn doc(key: u64) -> Value {
@@ -128,7 +114,7 @@ fn benches_all(c: &mut Criterion) {
     if !selected() {
         return;
     }
-    let (keys, versions) = if measuring() { (2_000, 50) } else { (100, 10) };
+    let (keys, versions) = if run::measuring() { (2_000, 50) } else { (100, 10) };
     let template = fresh_dir();
     let built = Instant::now();
     let seqs = build(template.path(), keys, versions);

@@ -15,30 +15,17 @@
 //!
 //! Under `cargo test` (Criterion's test mode) the sizes are tiny and each benchmark runs once.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
+use driftdb_benches::run;
 use driftdb_core::{AsOf, Database, EncryptionKey, Options, TableSchema, Value};
 use tempfile::TempDir;
 
 const TABLE: &str = "docs";
 
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("DRIFTDB_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
-    std::fs::create_dir_all(&root).expect("create the benchmark directory");
-    root
-}
-
 fn fresh_dir() -> TempDir {
-    tempfile::Builder::new().prefix("driftdb-enc-").tempdir_in(bench_root()).expect("tempdir")
-}
-
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
+    run::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "driftdb-enc-").expect("tempdir")
 }
 
 fn doc(key: u64) -> Value {
@@ -81,7 +68,7 @@ fn commit(c: &mut Criterion) {
 }
 
 fn bulk(c: &mut Criterion) {
-    let rows: u64 = if measuring() { 5_000 } else { 50 };
+    let rows: u64 = if run::measuring() { 5_000 } else { 50 };
     let mut group = c.benchmark_group("bulk_5000");
     group.throughput(Throughput::Elements(rows)).measurement_time(Duration::from_secs(10));
     group.sample_size(20);
@@ -105,7 +92,7 @@ fn bulk(c: &mut Criterion) {
 }
 
 fn read_path(c: &mut Criterion) {
-    let events: u64 = if measuring() { 50_000 } else { 200 };
+    let events: u64 = if run::measuring() { 50_000 } else { 200 };
     let dirs: Vec<(&str, bool, TempDir)> =
         MODES.iter().map(|&(name, enc)| (name, enc, fresh_dir())).collect();
     for (_, encrypted, dir) in &dirs {

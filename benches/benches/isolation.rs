@@ -20,10 +20,10 @@
 //! "isolation", e.g. `-- paired`, skips it). Under `cargo test` (no `--bench`
 //! argument) it runs one short round of a few cells as a smoke test.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use driftdb_benches::run;
 use driftdb_core::{Database, Error, IsolationLevel, Key, TableSchema, Value};
 use tempfile::TempDir;
 
@@ -33,28 +33,15 @@ const KEYS: u64 = 10_000;
 /// The Zipf exponent: the skew YCSB uses.
 const THETA: f64 = 0.99;
 
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list")
-}
-
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("DRIFTDB_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
-    std::fs::create_dir_all(&root).expect("create the benchmark directory");
-    root
 }
 
 /// A fresh database holding `KEYS` documents `{id: i, n: 0}`.
 fn fresh_db() -> (TempDir, Database) {
     let dir = tempfile::Builder::new()
         .prefix("driftdb-isolation-")
-        .tempdir_in(bench_root())
+        .tempdir_in(run::bench_root(env!("CARGO_TARGET_TMPDIR")).expect("benchmark directory"))
         .expect("tempdir");
     let db = Database::open(dir.path()).expect("open");
     db.create_table(TABLE, TableSchema::new("id")).expect("create table");
@@ -192,7 +179,9 @@ const LEVELS: [(IsolationLevel, &str); 3] = [
 /// ceiling of one thread's durable commits.
 fn fsync_rate(block: Duration) -> f64 {
     use std::io::Write;
-    let dir = tempfile::Builder::new().prefix("driftdb-fsync-").tempdir_in(bench_root());
+    let dir = tempfile::Builder::new()
+        .prefix("driftdb-fsync-")
+        .tempdir_in(run::bench_root(env!("CARGO_TARGET_TMPDIR")).expect("benchmark directory"));
     let dir = dir.expect("tempdir");
     let mut file = std::fs::File::create(dir.path().join("probe")).expect("probe file");
     let record = [0x5Au8; 200];
@@ -229,7 +218,7 @@ fn main() {
     if filtered_out() || std::env::args().any(|a| a == "--list") {
         return;
     }
-    let full = measuring();
+    let full = run::measuring();
     let rounds = if full { env_u64("DRIFTDB_BENCH_ROUNDS", 6) } else { 1 };
     let block =
         Duration::from_millis(if full { env_u64("DRIFTDB_BENCH_BLOCK_MS", 400) } else { 30 });

@@ -21,31 +21,18 @@
 //! Under `cargo test` (Criterion's test mode) the table is 200 keys × 4 versions and each
 //! benchmark runs once: a smoke test.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
+use driftdb_benches::run;
 use driftdb_core::{AsOf, Database, Options, TableSchema, Value};
 use tempfile::TempDir;
 
 const TABLE: &str = "docs";
 
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("DRIFTDB_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
-    std::fs::create_dir_all(&root).expect("create the benchmark directory");
-    root
-}
-
 fn fresh_dir() -> TempDir {
-    tempfile::Builder::new().prefix("driftdb-snap-").tempdir_in(bench_root()).expect("tempdir")
-}
-
-/// True for a real measurement (`cargo bench`), false for Criterion's test mode.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
+    run::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "driftdb-snap-").expect("tempdir")
 }
 
 fn doc(key: u64) -> Value {
@@ -132,7 +119,7 @@ fn benches_all(c: &mut Criterion) {
         return;
     }
     let (keys, versions, every, batch) =
-        if measuring() { (10_000, 20, 10_000, 1_000) } else { (200, 4, 200, 20) };
+        if run::measuring() { (10_000, 20, 10_000, 1_000) } else { (200, 4, 200, 20) };
     let big = fresh_dir();
     let small = fresh_dir();
     let bare = fresh_dir();

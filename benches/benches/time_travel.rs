@@ -21,31 +21,16 @@
 //! temporary directory, every benchmark runs once and the paired section one short round.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
 use driftdb_benches::engines::Engines;
 use driftdb_benches::fixture::{Built, build_or_reuse, disk_usage, rebuild};
 use driftdb_benches::history::{Shape, key_name};
+use driftdb_benches::run;
 use driftdb_benches::suite::{self, DiskRow, Settings};
 use driftdb_core::{AsOf, Database, Key};
-
-/// Where the benchmark databases live.
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("DRIFTDB_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
-    std::fs::create_dir_all(&root).expect("create the benchmark directory");
-    root
-}
-
-/// True for a real measurement (`cargo bench`), false for Criterion's test mode
-/// (`cargo test --benches`, `cargo bench -- --test`) and `--list`: the same rule Criterion uses.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
-}
 
 fn listing() -> bool {
     std::env::args().any(|a| a == "--list")
@@ -214,7 +199,7 @@ fn main() {
         c.final_summary();
         return;
     }
-    let measuring = measuring();
+    let measuring = run::measuring();
     let (sizes, settings, samples): (&[u64], Settings, u64) = if measuring {
         (&[10_000, 100_000, 1_000_000], Settings::full(), 32)
     } else {
@@ -222,10 +207,12 @@ fn main() {
     };
     let temp;
     let root = if measuring {
-        bench_root()
+        run::bench_root(env!("CARGO_TARGET_TMPDIR")).expect("benchmark directory")
     } else {
-        temp =
-            tempfile::Builder::new().prefix("driftdb-tt-").tempdir_in(bench_root()).expect("tmp");
+        temp = tempfile::Builder::new()
+            .prefix("driftdb-tt-")
+            .tempdir_in(run::bench_root(env!("CARGO_TARGET_TMPDIR")).expect("benchmark directory"))
+            .expect("tmp");
         temp.path().to_owned()
     };
     let reuse = measuring && std::env::var("DRIFTDB_BENCH_REBUILD").as_deref() != Ok("1");
