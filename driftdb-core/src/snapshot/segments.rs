@@ -23,6 +23,8 @@ use crate::storage::segment::{self, FrameVisitor};
 
 /// A plain segment is read in pieces of this size.
 pub(crate) const CHUNK_BYTES: u64 = 1024 * 1024;
+/// What [`first_seq`] reads of a plain segment at first (more when its first frame is larger).
+const FIRST_FRAME_READ_BYTES: u64 = 4096;
 
 /// Check the 16-byte header of a segment file and return its version.
 fn header_version(fs: &dyn Fs, path: &Path, len: u64) -> Result<u32> {
@@ -49,7 +51,8 @@ pub(crate) fn first_seq(fs: &dyn Fs, path: &Path, trusted_len: Option<u64>) -> R
     let len = length(fs, path, trusted_len)?;
     match header_version(fs, path, len)? {
         FORMAT_VERSION => {
-            let mut reader = PlainReader::new(fs, path, len, CHUNK_BYTES);
+            // Read the first frame alone (a small piece, then the rest of the frame if larger).
+            let mut reader = PlainReader::new(fs, path, len, FIRST_FRAME_READ_BYTES);
             Ok(reader.next_frame(&mut |_, fr, _| Ok(fr.seq))?)
         }
         COMPRESSED_SEGMENT_VERSION => {
