@@ -54,6 +54,13 @@ pub(crate) fn describe(source: &Source<'_, '_>, table: &str) -> Result<Rows> {
     for field in &schema.unique {
         rows.push(vec![text(field), text("unique index"), Some(Value::Null)]);
     }
+    if let Some(ms) = schema.retention_ms {
+        rows.push(vec![
+            text(driftdb_core::format_retention(ms)),
+            text("retention"),
+            Some(Value::Null),
+        ]);
+    }
     Ok(Rows {
         columns: vec!["field".into(), "kind".into(), "default".into()],
         rows,
