@@ -356,6 +356,7 @@ impl<'db> Snapshot<'db> {
     /// Works for soft-deleted keys and for keys of dropped tables.
     pub fn history(&self, table: &str, key: &Key) -> Result<Vec<HistoryEntry>> {
         let state = self.db.state.read();
+        state.check_retained(table, self.seq)?;
         let t = state
             .tables
             .get(table)

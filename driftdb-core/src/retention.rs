@@ -9,7 +9,12 @@
 //! `day(s)` or `week(s)`, case-insensitive. The number must be at least 1 and the duration
 //! must fit in a `u64` of milliseconds.
 
+use std::sync::Arc;
+
+use crate::db::Database;
 use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::storage::frame::{self, EventType};
 
 const UNITS: [(&str, u64); 5] = [
     ("week", 7 * 24 * 3_600_000),
@@ -60,6 +65,86 @@ pub fn format_retention(ms: u64) -> String {
         }
     }
     format!("{} seconds", ms as f64 / 1000.0)
+}
+
+/// The base a folding compaction writes first into the new compacted set.
+pub(crate) struct Base {
+    /// The horizon H.
+    pub horizon: u64,
+    /// Whole segment frames, all at seq H with H's commit time: the table's schema at H as a
+    /// CREATE, then one INSERT of the full document per key live at H, in key order.
+    pub frames: Vec<Vec<u8>>,
+}
+
+/// Decide whether this compaction of `table` folds, and build the base if it does. `H` is the
+/// last seq committed at or before `now_ms` minus the window of the table's current policy,
+/// capped at the last seq of the sealed inputs (`last_input_seq`, only computed when needed);
+/// a fold happens only when `H` is above the current horizon and the table is live at `H`.
+pub(crate) fn plan_fold(
+    db: &Database,
+    old_horizon: u64,
+    now_ms: u64,
+    table: &str,
+    last_input_seq: impl FnOnce() -> Result<u64>,
+) -> Result<Option<Base>> {
+    let candidate = {
+        let state = db.state.read();
+        let Some(t) = state.tables.get(table) else { return Ok(None) };
+        let policy = t.schemas.last().and_then(|s| s.schema.as_ref()).and_then(|s| s.retention_ms);
+        let Some(window) = policy else { return Ok(None) };
+        state.seq_at_time(now_ms.saturating_sub(window))
+    };
+    if candidate <= old_horizon {
+        return Ok(None);
+    }
+    let horizon = candidate.min(last_input_seq()?);
+    if horizon <= old_horizon {
+        return Ok(None);
+    }
+    let state = db.state.read();
+    let Some(t) = state.tables.get(table) else { return Ok(None) };
+    let Some(schema) = t.schema_at(horizon).and_then(|s| s.schema.clone()) else {
+        return Ok(None);
+    };
+    let unix_ms = state.commit_time(horizon).unwrap_or(0);
+    let name: Arc<str> = Arc::from(table);
+    let mut frames = Vec::with_capacity(1);
+    let body = Arc::new(crate::value::to_value(&*schema)?);
+    let create = Event::new(name.clone(), EventType::CreateTable, None, body)?;
+    let mut out = Vec::new();
+    frame::encode(&mut out, horizon, unix_ms, EventType::CreateTable, &create.encoded);
+    frames.push(out);
+    for (key, doc) in t.live_at(horizon) {
+        let insert = Event::new(name.clone(), EventType::Insert, Some(key.clone()), doc.clone())?;
+        let mut out = Vec::new();
+        frame::encode(&mut out, horizon, unix_ms, EventType::Insert, &insert.encoded);
+        frames.push(out);
+    }
+    Ok(Some(Base { horizon, frames }))
+}
+
+/// After a fold: remove the table's snapshots taken before it. Their rows are of the old
+/// incarnation seq, which the base replaced by H, so no read could use them any more (and the
+/// ones before H are of history that is gone). Snapshots are derived: removing one never
+/// changes an answer.
+pub(crate) fn drop_snapshots(db: &Database, table: &str) -> Result<()> {
+    let fs = db.fs.as_ref();
+    let horizon = db.state.read().tables.get(table).map_or(0, |t| t.horizon);
+    let dir = crate::snapshot::snapshots_dir(&db.root, table);
+    let mut removed = false;
+    for (seq, path) in crate::snapshot::list(fs, &db.root, table)? {
+        let stale = seq < horizon
+            || crate::storage::snapshot::SnapshotFile::open(fs, &path)
+                .is_ok_and(|f| f.header.created_seq < horizon);
+        if stale {
+            fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        fs.sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,254 @@
+//! Retention folds history older than a table's window into a base, and nothing else changes.
+//!
+//! Random histories over two tables, `a` (a retention policy, an index) and `b` (none), run
+//! on a database that compacts `a` with a clock set so that it folds at random points, and on
+//! a twin that never compacts. After every fold, and after every reopen: at every seq at or
+//! after the horizon H, every read of `a` (schema, scan, streamed scan, get, index lookup, and
+//! history, whose versions up to H become one INSERT at H) and of `b` answers as on the twin;
+//! every read of `a` before H fails with `BeforeRetention` naming H; and everything the
+//! database answers is the same before and after a reopen. Snapshots are taken automatically.
+//! The same runs encrypted. A crash at every sync point of a folding compaction leaves a
+//! database that opens with either the old or the new answers.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::Rng;
+use common::answers::{answers, assert_same};
+use driftdb_core::storage::sim::SimFs;
+use driftdb_core::{AsOf, Database, Error, HistoryEntry, Key, Options, TableSchema, Value};
+use serde_json::json;
+
+const WINDOW_MS: u64 = 3_600_000;
+const KEYS: i64 = 6;
+
+fn schema(retention: bool) -> TableSchema {
+    let mut s = TableSchema::new("id");
+    s.indexes.push(vec!["v".into()]);
+    if retention {
+        s.retention_ms = Some(WINDOW_MS);
+    }
+    s
+}
+
+fn options(fs: &SimFs, snapshots: bool) -> Options {
+    Options {
+        segment_size_bytes_max: 512,
+        wal_size_bytes_max: 2048,
+        snapshot_every_events: if snapshots { 4 } else { 0 },
+        encryption_key: common::test_key(),
+        fs: Arc::new(fs.clone()),
+        ..Options::default()
+    }
+}
+
+fn open(fs: &SimFs, snapshots: bool) -> Database {
+    Database::open_with(Path::new("/db"), options(fs, snapshots)).unwrap()
+}
+
+fn keys() -> Vec<Key> {
+    (0..KEYS).map(Key::Int).collect()
+}
+
+/// One random transaction, decided from the twin's state and applied to both databases.
+fn random_txn(rng: &mut Rng, dbs: [&Database; 2]) {
+    let writes = 1 + rng.below(3);
+    let mut plan = Vec::new();
+    let mut touched = Vec::new();
+    for _ in 0..writes {
+        let table = if rng.below(3) == 0 { "b" } else { "a" };
+        let key = rng.below(KEYS as u64) as i64;
+        if touched.contains(&(table, key)) {
+            continue;
+        }
+        touched.push((table, key));
+        let live = dbs[1].get(table, &Key::Int(key)).unwrap().is_some();
+        let v = rng.below(3) as i64;
+        plan.push((table, key, live, rng.below(3) == 0, v));
+    }
+    let mut infos = Vec::new();
+    for db in dbs {
+        let mut tx = db.begin();
+        for &(table, key, live, delete, v) in &plan {
+            match (live, delete) {
+                (false, _) => {
+                    tx.insert(table, json!({"id": key, "v": v, "n": key * 10}).into()).unwrap();
+                }
+                (true, true) => tx.soft_delete(table, key).unwrap(),
+                (true, false) => tx.patch(table, key, json!({"v": v}).into()).unwrap(),
+            }
+        }
+        infos.push(tx.commit().unwrap().seq);
+    }
+    assert_eq!(infos[0], infos[1], "the twins commit the same seqs");
+}
+
+fn is_before_retention(r: &driftdb_core::Result<impl std::fmt::Debug>, h: u64, seq: u64) {
+    match r {
+        Err(Error::BeforeRetention { table, seq: s, oldest, retention }) => {
+            assert_eq!((table.as_str(), *s, *oldest), ("a", seq, h));
+            assert_eq!(retention, "1 hour");
+        }
+        other => panic!("read of `a` at seq {seq} before horizon {h}: {other:?}"),
+    }
+}
+
+/// The twin's history of a key as the folded database must give it: the versions up to `h`
+/// become one INSERT of the document at `h` (if the key is live then).
+fn folded_history(twin: &[HistoryEntry], doc_at_h: Option<Value>, h: u64) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    if let Some(doc) = doc_at_h {
+        out.push((h, format!("INSERT {doc:?} {:?}", Some(&doc))));
+    }
+    for e in twin.iter().filter(|e| e.seq > h) {
+        let doc = e.document.as_ref();
+        out.push((e.seq, format!("{} {:?} {:?}", e.kind.name(), e.payload, doc)));
+    }
+    out
+}
+
+fn shape(history: &[HistoryEntry]) -> Vec<(u64, String)> {
+    history
+        .iter()
+        .map(|e| (e.seq, format!("{} {:?} {:?}", e.kind.name(), e.payload, e.document.as_ref())))
+        .collect()
+}
+
+/// Every read of both tables at every seq, against the twin.
+fn check(db: &Database, twin: &Database, h: u64, ctx: &str) {
+    assert_eq!(db.last_seq(), twin.last_seq());
+    let last = db.last_seq();
+    let twin_last = twin.read(AsOf::Seq(last)).unwrap();
+    for seq in 0..=last {
+        let snap = db.read(AsOf::Seq(seq)).unwrap();
+        let want = twin.read(AsOf::Seq(seq)).unwrap();
+        let ctx = format!("{ctx}, seq {seq}, horizon {h}");
+        // `b` keeps its whole history.
+        assert_eq!(snap.scan("b", |_| true).ok(), want.scan("b", |_| true).ok(), "{ctx}");
+        for key in keys() {
+            let got = snap.history("b", &key).map(|h| shape(&h)).ok();
+            assert_eq!(got, want.history("b", &key).map(|h| shape(&h)).ok(), "{ctx}");
+        }
+        if seq < h {
+            is_before_retention(&snap.scan("a", |_| true), h, seq);
+            is_before_retention(&snap.schema("a"), h, seq);
+            is_before_retention(&snap.get("a", &Key::Int(0)), h, seq);
+            is_before_retention(&snap.history("a", &Key::Int(0)), h, seq);
+            is_before_retention(&snap.stats("a"), h, seq);
+            is_before_retention(&snap.lookup("a", "v", &Value::Int(0)), h, seq);
+            is_before_retention(&db.scan_stream("a", AsOf::Seq(seq)).map(|_| ()), h, seq);
+            continue;
+        }
+        assert_eq!(snap.schema("a").ok(), want.schema("a").ok(), "{ctx}");
+        let scan = snap.scan("a", |_| true).ok();
+        assert_eq!(scan, want.scan("a", |_| true).ok(), "{ctx}: scan");
+        let streamed = db
+            .scan_stream("a", AsOf::Seq(seq))
+            .ok()
+            .map(|s| s.collect::<driftdb_core::Result<Vec<_>>>().unwrap());
+        assert_eq!(streamed, scan, "{ctx}: streamed scan");
+        for v in 0..3 {
+            let got = snap.lookup("a", "v", &Value::Int(v)).ok();
+            assert_eq!(got, want.lookup("a", "v", &Value::Int(v)).ok(), "{ctx}: lookup");
+        }
+        for key in keys() {
+            assert_eq!(snap.get("a", &key).ok(), want.get("a", &key).ok(), "{ctx}: get");
+        }
+    }
+    if h > 0 {
+        let at_h = twin.read(AsOf::Seq(h)).unwrap();
+        let snap = db.read(AsOf::Seq(last)).unwrap();
+        for key in keys() {
+            let twin_history = twin_last.history("a", &key).unwrap();
+            let doc = at_h.get("a", &key).unwrap();
+            let got = snap.history("a", &key).unwrap();
+            assert_eq!(shape(&got), folded_history(&twin_history, doc, h), "{ctx}: history");
+            if let Some(first) = got.first().filter(|e| e.seq == h) {
+                assert_eq!(first.unix_ms, db.commit_time(h).unwrap(), "{ctx}: base time");
+            }
+        }
+    }
+}
+
+fn run(seed: u64, steps: usize, snapshots: bool) {
+    let mut rng = Rng(seed);
+    let (fs, twin_fs) = (SimFs::new(), SimFs::new());
+    let mut db = open(&fs, snapshots);
+    let twin = open(&twin_fs, snapshots);
+    for d in [&db, &twin] {
+        d.create_table("a", schema(true)).unwrap();
+        d.create_table("b", schema(false)).unwrap();
+    }
+    let mut h = 0;
+    let mut folds = 0;
+    for step in 0..steps {
+        match rng.below(12) {
+            0 | 1 => {
+                // Fold as if the clock read the commit time of a random seq plus the window.
+                let s = 1 + rng.below(db.last_seq());
+                let now = db.commit_time(s).unwrap() + WINDOW_MS;
+                let report = db.compact_table_at("a", now).unwrap();
+                if let Some(folded) = report.folded_to {
+                    assert!(folded > h && folded <= db.last_seq(), "{report}");
+                    h = folded;
+                    folds += 1;
+                }
+                check(&db, &twin, h, &format!("seed {seed} step {step} after {report}"));
+            }
+            2 => {
+                db.compact_table("b").unwrap();
+            }
+            3 => {
+                let before = answers(&db, &["a", "b"], &keys());
+                drop(db);
+                db = open(&fs, snapshots);
+                let after = answers(&db, &["a", "b"], &keys());
+                assert_same(&before, &after, format!("seed {seed} step {step}: reopen"));
+                check(&db, &twin, h, &format!("seed {seed} step {step} after reopen"));
+            }
+            _ => random_txn(&mut rng, [&db, &twin]),
+        }
+    }
+    assert!(folds >= 2, "seed {seed}: only {folds} folds");
+    let before = answers(&db, &["a", "b"], &keys());
+    drop(db);
+    let db = open(&fs, snapshots);
+    assert_same(&before, &answers(&db, &["a", "b"], &keys()), format!("seed {seed}: end"));
+    check(&db, &twin, h, &format!("seed {seed}: end"));
+}
+
+#[test]
+fn random_folds_answer_like_the_twin_from_the_horizon_on() {
+    for seed in 1..=6 {
+        run(seed * 7919, 120, seed % 2 == 0);
+    }
+}
+
+#[test]
+fn random_folds_encrypted() {
+    common::encrypt_in_this_thread();
+    run(4242, 80, true);
+}
+
+#[test]
+fn a_policy_alone_folds_nothing_and_removing_it_stops_folding() {
+    let fs = SimFs::new();
+    let db = open(&fs, false);
+    db.create_table("a", schema(true)).unwrap();
+    for i in 0..20 {
+        let mut tx = db.begin();
+        tx.insert("a", json!({"id": i, "v": 0}).into()).unwrap();
+        tx.commit().unwrap();
+    }
+    assert!(db.read(AsOf::Seq(1)).unwrap().scan("a", |_| true).is_ok());
+    let mut tx = db.begin();
+    tx.alter_table("a", schema(false)).unwrap();
+    tx.commit().unwrap();
+    let far = db.commit_time(db.last_seq()).unwrap() + 100 * WINDOW_MS;
+    let report = db.compact_table_at("a", far).unwrap();
+    assert_eq!(report.folded_to, None, "{report}");
+    assert!(db.read(AsOf::Seq(1)).unwrap().scan("a", |_| true).is_ok());
+}
