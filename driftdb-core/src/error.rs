@@ -84,7 +84,8 @@ pub enum Error {
     /// A read of `table` at a seq whose history a retention policy has folded away (see
     /// `retention.rs`): the table's history starts with a base at `oldest`.
     #[error(
-        "history of `{table}` before seq {oldest} is no longer retained (retention          '{retention}'); the oldest readable seq is {oldest} (seq {seq} was asked for)"
+        "history of `{table}` before seq {oldest} is no longer retained (retention \
+         '{retention}'); the oldest readable seq is {oldest} (seq {seq} was asked for)"
     )]
     BeforeRetention {
         /// The table.
