@@ -252,3 +252,69 @@ fn a_policy_alone_folds_nothing_and_removing_it_stops_folding() {
     assert_eq!(report.folded_to, None, "{report}");
     assert!(db.read(AsOf::Seq(1)).unwrap().scan("a", |_| true).is_ok());
 }
+
+/// A durable image of a database whose table `a` has a policy and a history of 40 commits,
+/// and the clock reading that folds `a` near seq 25.
+fn crash_base() -> (SimFs, u64) {
+    let fs = SimFs::new();
+    let db = open(&fs, true);
+    db.create_table("a", schema(true)).unwrap();
+    db.create_table("b", schema(false)).unwrap();
+    let twin_fs = SimFs::new();
+    let twin = open(&twin_fs, false);
+    twin.create_table("a", schema(true)).unwrap();
+    twin.create_table("b", schema(false)).unwrap();
+    let mut rng = Rng(0xfeed_5eed);
+    for _ in 0..40 {
+        random_txn(&mut rng, [&db, &twin]);
+    }
+    let now = db.commit_time(25).unwrap() + WINDOW_MS;
+    db.close().unwrap();
+    (fs.crash_image(), now)
+}
+
+#[test]
+fn a_crash_at_any_sync_point_of_a_folding_compaction_gives_the_old_or_the_new_answers() {
+    let (image, now) = crash_base();
+    let all = |db: &Database| answers(db, &["a", "b"], &keys());
+    let old = {
+        let db = open(&image.crash_image(), true);
+        all(&db)
+    };
+    let (new, syncs) = {
+        let fs = image.crash_image();
+        let db = open(&fs, true);
+        let start = fs.sync_count();
+        let report = db.compact_table_at("a", now).unwrap();
+        assert!(report.folded_to.is_some(), "{report}");
+        let new = all(&db);
+        (new, fs.sync_count() - start)
+    };
+    assert_ne!(old, new);
+    assert!(syncs >= 3, "{syncs} sync points");
+    let mut failed = 0;
+    for k in 0..=syncs {
+        let fs = image.crash_image();
+        let db = open(&fs, true);
+        fs.crash_at_sync(fs.sync_count() + k);
+        let result = db.compact_table_at("a", now);
+        failed += usize::from(result.is_err());
+        drop(db);
+        for (kind, after) in
+            [("power cut", fs.crash_image()), ("process crash", fs.process_crash_image())]
+        {
+            let ctx = format!("crash at sync point {k} of {syncs} ({kind}), compaction {result:?}");
+            let db = Database::open_with(Path::new("/db"), options(&after, true))
+                .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+            let got = all(&db);
+            assert!(got == old || got == new, "{ctx}: neither the old nor the new answers");
+            if result.is_ok() && kind == "process crash" {
+                assert!(got == new, "{ctx}: an acknowledged fold was lost");
+            }
+            // And the database goes on: fold (again) and reopen to the new answers.
+            db.compact_table_at("a", now).unwrap();
+            assert_same(&new, &all(&db), format!("{ctx}: fold after recovery"));
+        }
+    }
+    assert!(failed >= 3, "only {failed} of the crashes hit the compaction");
+}
