@@ -171,6 +171,7 @@ fn check(db: &Database, twin: &Database, h: u64, ctx: &str) {
             }
         }
     }
+    assert_eq!(db.snapshot_damage(), None, "{ctx}: a snapshot was refused");
 }
 
 fn run(seed: u64, steps: usize, snapshots: bool) {
