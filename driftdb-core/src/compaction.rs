@@ -13,7 +13,11 @@
 //! **Invariants.**
 //! - Every frame is copied byte for byte: the same seq, commit time, type and payload, in the
 //!   same order. Every `AS OF` answer, history and scan is the same before and after; the
-//!   in-memory state is not touched at all.
+//!   in-memory state is not touched at all. The one exception is a *retention fold* (see
+//!   [`crate::retention`]): when the table's policy allows, the new set starts with a base at
+//!   the horizon H and holds only the frames after H; the state is folded to match at the
+//!   switch (step 3, under the writer lock, before the checkpoint), the checkpoint records H,
+//!   and reads before H are refused from then on.
 //! - Seqs strictly increase from one file of a live set to the next, so the old and the new
 //!   set can never both be counted; recovery checks it.
 //! - A `compacted-*.seg` name exists only for a complete (trailer written), fsynced file, and

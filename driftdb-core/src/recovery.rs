@@ -10,6 +10,7 @@
 //! | torn WAL tail (no valid batch after the damage) | truncated: it was never acknowledged |
 //! | damaged WAL batch followed by a valid one | [`Error::Corrupt`] with file and offset |
 //! | WAL transactions after the checkpoint | replayed into the state and the segments, then a checkpoint |
+//! | seqs at or below a table's retention horizon with no event left in any table (folded away, see [`crate::retention`]) | installed empty with the commit time of the seq before; each folded table's horizon is set from the checkpoint |
 //! | `schema.yaml` / `meta.json` missing or stale | rewritten from the segments |
 //! | `ENCRYPTION` (checked before anything else is read) | no key: [`Error::KeyRequired`]; another key: [`Error::WrongKey`]; damaged: [`Error::BadKey`]; from here on every file is read and written through [`crate::crypto::EncryptedFs`] |
 //! | a key given, `CHECKPOINT` present, no `ENCRYPTION` | [`Error::NotEncrypted`] |

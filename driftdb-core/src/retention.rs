@@ -1,13 +1,41 @@
-//! Retention policies: how long a table keeps its full history.
+//! Retention: a per-table policy of how long the table keeps its full history, and the fold
+//! that compaction applies under it.
 //!
-//! A table's policy is [`TableSchema::retention_ms`](crate::TableSchema::retention_ms), set by
+//! **Policy.** [`TableSchema::retention_ms`](crate::TableSchema::retention_ms), set by
 //! `ALTER TABLE t SET RETENTION '90 days'` (a schema change event, so the policy itself is in
-//! history). Setting a policy changes no data. This module holds the duration syntax shared
-//! by DriftQL, the CLI and error messages: [`parse_retention`] and [`format_retention`].
+//! history). Setting a policy changes no data. Duration syntax ([`parse_retention`],
+//! [`format_retention`]): a whole number, optional spaces, then a unit: `second(s)`,
+//! `minute(s)`, `hour(s)`, `day(s)` or `week(s)`, case-insensitive; at least 1, and the
+//! duration must fit in a `u64` of milliseconds.
 //!
-//! Syntax: a whole number, optional spaces, then a unit: `second(s)`, `minute(s)`, `hour(s)`,
-//! `day(s)` or `week(s)`, case-insensitive. The number must be at least 1 and the duration
-//! must fit in a `u64` of milliseconds.
+//! **Fold** (in [`crate::compaction`], which owns the steps, locks and fsync order). A
+//! compaction of a table with a policy computes the horizon H ([`plan_fold`]): the last seq
+//! committed at or before now minus the window, capped at the last seq of the files it
+//! rewrites; it folds only when H is above the table's current horizon and the table is live
+//! at H. The new compacted set then starts with a **base**, ordinary segment frames at seq H
+//! with H's commit time: the table's schema at H as a CREATE, then one INSERT of the full
+//! document per key live at H, in key order; then only the table's frames after H. Layout:
+//! `docs/FORMAT.md`, "Retention folds". The checkpoint's compacted set records `horizon: H`.
+//!
+//! **Invariants.** Every read of the table at a seq >= H answers as before the fold; every read
+//! before H fails with [`Error::BeforeRetention`] naming H (the check is in
+//! `State::table` and `State::check_retained`); other tables answer the same at every seq.
+//! The in-memory state is folded at the switch ([`crate::state::State::fold_table`]) to
+//! exactly the shape recovery builds from the base, so nothing changes across a reopen.
+//!
+//! **Recovery.** The base replays like any frames: a CREATE at H (so the table's incarnation
+//! seq becomes H) and INSERTs at H. Seqs at or below the highest horizon left with no event in
+//! any table are installed empty with the commit time of the seq before (a folded seq's own
+//! time is not kept: no read can tell but a time lookup, which then resolves to a seq with the
+//! same answers, since no table has events there and the folded table refuses reads before
+//! H). A crash anywhere in a folding compaction leaves the old set and checkpoint, or the new
+//! ones: the base is written and durably named in step 2 like every compacted file, and the
+//! rename of `CHECKPOINT` is the commit point.
+//!
+//! **Snapshots** of the table from before the fold (incarnation seq below H) are removed by
+//! [`drop_snapshots`]: after the switch, and on open (a crash may come between). Backups copy
+//! the compacted set, base included; a point-in-time restore before H fails with
+//! [`Error::BeforeRetention`].
 
 use std::sync::Arc;
 

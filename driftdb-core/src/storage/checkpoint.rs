@@ -7,7 +7,7 @@
 //! ```
 //! `tables` maps each table name to `{segment, len}`: its last segment and that segment's
 //! length at the checkpoint, and, once the table has been compacted, `compacted: {generation,
-//! segments, first}`: its history starts with compacted segments `1..=segments` of that
+//! segments, first, horizon?}`: its history starts with compacted segments `1..=segments` of that
 //! generation, followed by plain segments `first..=segment` (without it: plain segments
 //! `1..=segment`). See [`crate::storage::segment_set`]. Invariant: every transaction with seq
 //! <= the checkpoint seq is durable in the table segments within those lengths, and nothing
@@ -15,7 +15,9 @@
 //!
 //! **Versions.** A checkpoint is written with header version 1 unless some table has a
 //! `compacted` entry; then with version 2, so that a build that does not know compaction
-//! refuses the database with `UnsupportedVersion` instead of misreading it. Both are read.
+//! refuses the database with `UnsupportedVersion` instead of misreading it; with version 3
+//! once some compacted set has a retention `horizon` (the set starts with a base at that seq,
+//! see [`crate::retention`]; absent, it reads as 0). All three are read.
 //!
 //! **Write order** (so a crash at any point leaves a consistent database): fsync every segment
 //! written since the last checkpoint (and the directories of new ones when they were created),
