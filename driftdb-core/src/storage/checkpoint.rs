@@ -17,7 +17,7 @@
 //! `compacted` entry; then with version 2, so that a build that does not know compaction
 //! refuses the database with `UnsupportedVersion` instead of misreading it; with version 3
 //! once some compacted set has a retention `horizon` (the set starts with a base at that seq,
-//! see [`crate::retention`]; absent, it reads as 0). All three are read.
+//! see `retention.rs`; absent, it reads as 0). All three are read.
 //!
 //! **Write order** (so a crash at any point leaves a consistent database): fsync every segment
 //! written since the last checkpoint (and the directories of new ones when they were created),
