@@ -192,6 +192,10 @@ impl State {
     pub fn fold_table(&mut self, table: &str, horizon: u64) {
         let Some(t) = self.tables.get_mut(table) else { return };
         t.fold(horizon);
+        if self.last_ddl.0 < horizon {
+            // The base's CREATE at the horizon, as recovery installs it.
+            self.last_ddl = (horizon, table.to_owned());
+        }
         let n = usize::try_from(horizon).unwrap_or(usize::MAX).min(self.commit_ms.len());
         let mut has_events = vec![false; n];
         let mut mark = |seq: u64| {
