@@ -74,4 +74,15 @@ fn a_read_before_a_retention_horizon_is_a_before_retention_error() {
     let at_h = rows(run(&mut s, &format!("SELECT COUNT(*) AS n FROM t AS OF @seq:{h}")).unwrap());
     assert_eq!(at_h, serde_json::json!([{"n": (h - 1).min(10)}]));
     assert_eq!(run(&mut s, "SHOW DRIFT t KEY 9").map(|_| ()).map_err(|e| e.kind()), Ok(()));
+    // Neither a list of tables nor a drift range may be cut silently by the fold.
+    let err = run(&mut s, "SHOW TABLES AS OF @seq:3").unwrap_err();
+    assert_eq!(err.kind(), "before_retention", "{err}");
+    let err = run(&mut s, "SHOW DRIFT t KEY 1 BETWEEN @seq:1 AND NOW").unwrap_err();
+    assert_eq!(err.kind(), "before_retention", "{err}");
+    let from_h = format!("SHOW DRIFT t KEY 1 BETWEEN @seq:{h} AND NOW");
+    assert_eq!(rows(run(&mut s, &from_h).unwrap())[0]["kind"], "INSERT");
+    assert!(run(&mut s, &format!("SHOW TABLES AS OF @seq:{h}")).is_ok());
+    run(&mut s, "BEGIN").unwrap();
+    assert!(run(&mut s, "SHOW TABLES").is_ok());
+    run(&mut s, "ROLLBACK").unwrap();
 }

@@ -24,6 +24,7 @@ fn int(n: u64) -> Option<Value> {
 
 /// `SHOW TABLES`: name, primary key and live rows of each table.
 pub(crate) fn tables(source: &Source<'_, '_>) -> Result<Rows> {
+    source.check_all_retained()?;
     let mut rows = Vec::new();
     for table in source.tables() {
         let schema = source.schema(&table)?;
@@ -91,6 +92,10 @@ pub(crate) fn drift(
 ) -> Result<Rows> {
     let snapshot = db.read(AsOf::Now)?;
     let history = snapshot.history(table, key)?;
+    if let Some((from, _)) = range {
+        // A range that starts before the table's retention horizon would be cut silently.
+        db.read(AsOf::Seq(db.resolve(from)?))?.check_retained(table)?;
+    }
     let bounds = range.map(|(a, b)| (bound(db, a), bound(db, b)));
     let rows = history
         .into_iter()
