@@ -403,3 +403,30 @@ fn verify_notes_what_a_crashed_compaction_left_behind_and_finds_a_missing_set() 
     let missing = file_entry(&report, "tables/orders/segments/compacted-00000001-00000001.seg");
     assert!(missing["problems"][0]["message"].as_str().unwrap().contains("missing"), "{missing}");
 }
+
+/// A retention policy of one second, a pause, and `compact` folds the history: reads before
+/// the horizon exit 1 with the error naming the oldest readable seq; reads from it still work.
+#[test]
+fn compact_folds_history_older_than_the_retention_window() {
+    let t = TestDb::empty();
+    assert_code(&driftdb(&["init", t.d()]), 0);
+    sql(&t, "CREATE TABLE t (pk=id)");
+    for i in 0..3 {
+        sql(&t, &format!(r#"INSERT INTO t {{"id": {i}}}"#));
+    }
+    sql(&t, r#"PATCH t KEY 0 SET {"n": 1}"#);
+    let set = sql(&t, "ALTER TABLE t SET RETENTION '1 seconds'");
+    assert_eq!(set[0]["retention"], "1 second");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let done = ok_json(&["compact", "-d", t.d(), "--table", "t"]);
+    let h = done["folded_to"].as_u64().unwrap_or_else(|| panic!("no fold: {done}"));
+    assert_eq!(h, 6, "the ALTER at seq 6 is the last commit older than a second: {done}");
+    let out = driftdb(&["select", "-d", t.d(), "--table", "t", "--as-of", "@seq:1"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("the oldest readable seq is 6"), "{err}");
+    assert!(err.contains("retention '1 second'"), "{err}");
+    let out = driftdb(&["select", "-d", t.d(), "--table", "t", "--format", "json"]);
+    assert_code(&out, 0);
+    assert_eq!(json_out(&out).as_array().map(Vec::len), Some(3), "{}", stdout(&out));
+}

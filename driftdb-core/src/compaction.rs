@@ -13,7 +13,11 @@
 //! **Invariants.**
 //! - Every frame is copied byte for byte: the same seq, commit time, type and payload, in the
 //!   same order. Every `AS OF` answer, history and scan is the same before and after; the
-//!   in-memory state is not touched at all.
+//!   in-memory state is not touched at all. The one exception is a *retention fold* (see
+//!   [`crate::retention`]): when the table's policy allows, the new set starts with a base at
+//!   the horizon H and holds only the frames after H; the state is folded to match at the
+//!   switch (step 3, under the writer lock, before the checkpoint), the checkpoint records H,
+//!   and reads before H are refused from then on.
 //! - Seqs strictly increase from one file of a live set to the next, so the old and the new
 //!   set can never both be counted; recovery checks it.
 //! - A `compacted-*.seg` name exists only for a complete (trailer written), fsynced file, and
@@ -102,6 +106,9 @@ pub struct CompactionReport {
     pub events: u64,
     /// Wall-clock time of the whole compaction.
     pub duration: Duration,
+    /// The retention horizon this compaction folded the table's history to, if it folded
+    /// (see `retention.rs`): the oldest seq the table can now be read at.
+    pub folded_to: Option<u64>,
 }
 
 impl std::fmt::Display for CompactionReport {
@@ -120,7 +127,11 @@ impl std::fmt::Display for CompactionReport {
             self.bytes_after,
             self.events,
             self.duration.as_secs_f64() * 1000.0
-        )
+        )?;
+        if let Some(h) = self.folded_to {
+            write!(f, "; history before seq {h} folded into a base (retention)")?;
+        }
+        Ok(())
     }
 }
 
@@ -135,6 +146,10 @@ struct Plan {
     generation: u32,
     /// The first plain segment after the new compacted set.
     first: u32,
+    /// The horizon of the old compacted set (0: none).
+    old_horizon: u64,
+    /// The clock reading retention windows are measured from.
+    now_ms: u64,
 }
 
 /// What step 2 wrote.
@@ -144,6 +159,9 @@ struct Written {
     bytes_before: u64,
     bytes_after: u64,
     events: u64,
+    /// The horizon of the new set, and whether this compaction moved it.
+    horizon: u64,
+    folded: bool,
 }
 
 impl Database {
@@ -156,11 +174,18 @@ impl Database {
     /// Errors: [`Error::InvalidInput`] for a bad name, [`Error::NoSuchTable`] when the table
     /// was never created, [`Error::Poisoned`] after an earlier write failure, I/O errors.
     pub fn compact_table(&self, table: &str) -> Result<CompactionReport> {
+        self.compact_table_at(table, crate::commit::now_ms())
+    }
+
+    /// [`Database::compact_table`] with retention windows measured back from `now_ms` instead
+    /// of the clock (for tests that fold at chosen points of a history).
+    #[doc(hidden)]
+    pub fn compact_table_at(&self, table: &str, now_ms: u64) -> Result<CompactionReport> {
         let started = Instant::now();
         validate_table_name(table)?;
         let _one_at_a_time = self.compaction.lock();
         self.check_poison()?;
-        let Some(plan) = self.seal(table)? else {
+        let Some(plan) = self.seal(table, now_ms)? else {
             return Ok(CompactionReport {
                 table: table.to_owned(),
                 segments_before: 0,
@@ -169,6 +194,7 @@ impl Database {
                 bytes_after: 0,
                 events: 0,
                 duration: started.elapsed(),
+                folded_to: None,
             });
         };
         let written = match write_set(self, &plan) {
@@ -180,6 +206,9 @@ impl Database {
         };
         self.switch(&plan, &written)?;
         self.retire(&plan)?;
+        if written.folded {
+            crate::retention::drop_snapshots(self, &plan.table)?;
+        }
         Ok(CompactionReport {
             table: plan.table,
             segments_before: plan.inputs.len(),
@@ -188,6 +217,7 @@ impl Database {
             bytes_after: written.bytes_after,
             events: written.events,
             duration: started.elapsed(),
+            folded_to: written.folded.then_some(written.horizon),
         })
     }
 
@@ -199,7 +229,7 @@ impl Database {
 
     /// Step 1: rotate the table's open plain segment (unless it is empty) and list the inputs.
     /// `None` when no plain segment has been sealed since the last compaction.
-    fn seal(&self, table: &str) -> Result<Option<Plan>> {
+    fn seal(&self, table: &str, now_ms: u64) -> Result<Option<Plan>> {
         let fs = self.fs.as_ref();
         let seg_dir = table_dir(&self.root, table).join(SEGMENTS_DIR);
         let mut io = self.io.lock();
@@ -238,7 +268,15 @@ impl Database {
         let mut inputs = old.map(|c| compacted_paths(&seg_dir, &c)).unwrap_or_default();
         inputs.extend(plain_paths(&seg_dir, first, next_first - 1));
         let generation = old.map_or(1, |c| c.generation + 1);
-        Ok(Some(Plan { table: table.to_owned(), seg_dir, inputs, generation, first: next_first }))
+        Ok(Some(Plan {
+            table: table.to_owned(),
+            seg_dir,
+            inputs,
+            generation,
+            first: next_first,
+            old_horizon: old.map_or(0, |c| c.horizon),
+            now_ms,
+        }))
     }
 
     /// Step 3: make the new set the table's live set with a checkpoint.
@@ -258,10 +296,21 @@ impl Database {
             drop(queue);
             std::thread::sleep(Duration::from_micros(20));
         }
+        if written.folded {
+            // Lock order as commits: writer, then state (never state under the I/O lock).
+            // Readers see the fold now: the old segments still hold the whole history, so a
+            // read from them in between gives the same answers at every seq from the horizon.
+            self.state.write().fold_table(&plan.table, written.horizon);
+        }
         let mut io = self.io.lock();
         let segments = u32::try_from(written.files.len())
             .map_err(|_| Error::invalid("too many compacted segments"))?;
-        let set = CompactedSet { generation: plan.generation, segments, first: plan.first };
+        let set = CompactedSet {
+            generation: plan.generation,
+            segments,
+            first: plan.first,
+            horizon: written.horizon,
+        };
         io.compacted.insert(plan.table.clone(), set);
         if let Some(w) = io.segments.get_mut(&plan.table) {
             w.dirty = true; // so that the checkpoint is not skipped as having nothing to do
@@ -303,6 +352,19 @@ fn write_set(db: &Database, plan: &Plan) -> Result<Written> {
     };
     let mut builder = BlockBuilder::new(db.options.compaction_block_bytes)
         .map_err(|e| Error::io(&plan.seg_dir, e))?;
+    let base = crate::retention::plan_fold(db, plan.old_horizon, plan.now_ms, &plan.table, || {
+        last_input_seq(fs, plan)
+    })?;
+    let horizon = base.as_ref().map_or(plan.old_horizon, |b| b.horizon);
+    if let Some(base) = &base {
+        for frame in &base.frames {
+            match builder.push(frame, base.horizon) {
+                Ok(Some(block)) => files.add(block)?,
+                Ok(None) => {}
+                Err(e) => return Err(Error::io(&plan.seg_dir, e)),
+            }
+        }
+    }
     let mut last_seq: Option<u64> = None;
     let mut bytes_before = 0;
     for path in &plan.inputs {
@@ -322,6 +384,9 @@ fn write_set(db: &Database, plan: &Plan) -> Result<Written> {
             }
             first_in_file = false;
             last_seq = Some(frame.seq);
+            if base.is_some() && frame.seq <= horizon {
+                return Ok(()); // folded into the base
+            }
             match builder.push(bytes, frame.seq) {
                 Ok(Some(block)) => files.add(block),
                 Ok(None) => Ok(()),
@@ -333,7 +398,21 @@ fn write_set(db: &Database, plan: &Plan) -> Result<Written> {
         files.add(block)?;
     }
     let (paths, bytes_after, events) = files.finish()?;
-    Ok(Written { files: paths, bytes_before, bytes_after, events })
+    Ok(Written { files: paths, bytes_before, bytes_after, events, horizon, folded: base.is_some() })
+}
+
+/// The last seq in the inputs (a first pass over them, made only when a fold is possible):
+/// a fold never reaches past what the sealed inputs hold.
+fn last_input_seq(fs: &dyn Fs, plan: &Plan) -> Result<u64> {
+    let mut last = 0;
+    for path in &plan.inputs {
+        let data = fs.read(path).map_err(|e| Error::io(path, e))?;
+        segment::visit_frames(path, &data, data.len() as u64, &mut |_, frame, _| {
+            last = last.max(frame.seq);
+            Ok(())
+        })?;
+    }
+    Ok(last)
 }
 
 /// Remove what an earlier failed attempt may have left: files of the generation about to be

@@ -356,6 +356,7 @@ impl<'db> Snapshot<'db> {
     /// Works for soft-deleted keys and for keys of dropped tables.
     pub fn history(&self, table: &str, key: &Key) -> Result<Vec<HistoryEntry>> {
         let state = self.db.state.read();
+        state.check_retained(table, self.seq)?;
         let t = state
             .tables
             .get(table)
@@ -427,7 +428,22 @@ impl<'db> Snapshot<'db> {
         Ok(Some(rows))
     }
 
-    /// Names of the tables that exist at this seq.
+    /// [`Error::BeforeRetention`] when the history of `table` at this seq was folded away by a
+    /// retention policy (every read of the table here fails with it); `Ok` otherwise.
+    pub fn check_retained(&self, table: &str) -> Result<()> {
+        self.db.state.read().check_retained(table, self.seq)
+    }
+
+    /// [`Error::BeforeRetention`] for the first table whose history at this seq was folded
+    /// away: then [`Snapshot::tables`] cannot know whether that table existed here (use it
+    /// before listing tables `AS OF` a point, as `SHOW TABLES` does).
+    pub fn check_all_retained(&self) -> Result<()> {
+        let state = self.db.state.read();
+        state.tables.keys().try_for_each(|name| state.check_retained(name, self.seq))
+    }
+
+    /// Names of the tables that exist at this seq. A table whose history at this seq was
+    /// folded away by a retention policy is not listed: see [`Snapshot::check_all_retained`].
     pub fn tables(&self) -> Vec<String> {
         let state = self.db.state.read();
         state

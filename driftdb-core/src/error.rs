@@ -81,6 +81,22 @@ pub enum Error {
         /// The last committed seq.
         latest: u64,
     },
+    /// A read of `table` at a seq whose history a retention policy has folded away (see
+    /// `retention.rs`): the table's history starts with a base at `oldest`.
+    #[error(
+        "history of `{table}` before seq {oldest} is no longer retained (retention \
+         '{retention}'); the oldest readable seq is {oldest} (seq {seq} was asked for)"
+    )]
+    BeforeRetention {
+        /// The table.
+        table: String,
+        /// The seq asked for.
+        seq: u64,
+        /// The table's horizon: the oldest seq it can be read at.
+        oldest: u64,
+        /// The table's current retention window, as text (`90 days`; `none` once removed).
+        retention: String,
+    },
     /// A document could not be converted to or from the caller's Rust type.
     #[error("cannot convert between a document and a Rust value: {reason}")]
     Conversion {
@@ -286,6 +302,7 @@ impl Error {
                 | Error::InvalidInput { .. }
                 | Error::TooLarge { .. }
                 | Error::FutureSeq { .. }
+                | Error::BeforeRetention { .. }
                 | Error::Conversion { .. }
         )
     }

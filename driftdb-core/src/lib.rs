@@ -68,6 +68,7 @@ mod isolation;
 pub mod limits;
 mod msgpack;
 mod recovery;
+mod retention;
 mod schema;
 mod snapshot;
 mod state;
@@ -88,6 +89,7 @@ pub use event::ChangeKind;
 #[doc(hidden)]
 pub use hooks::{CommitHook, CommitPoint};
 pub use isolation::IsolationLevel;
+pub use retention::{format_retention, parse_retention};
 pub use schema::{ColumnDef, TableSchema};
 pub use snapshot::{RowStream, SnapshotInfo};
 pub use storage::snapshot::SnapshotKind;

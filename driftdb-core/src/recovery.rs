@@ -10,6 +10,7 @@
 //! | torn WAL tail (no valid batch after the damage) | truncated: it was never acknowledged |
 //! | damaged WAL batch followed by a valid one | [`Error::Corrupt`] with file and offset |
 //! | WAL transactions after the checkpoint | replayed into the state and the segments, then a checkpoint |
+//! | seqs at or below a table's retention horizon with no event left in any table (folded away, see [`crate::retention`]) | installed empty with the commit time of the seq before; each folded table's horizon is set from the checkpoint |
 //! | `schema.yaml` / `meta.json` missing or stale | rewritten from the segments |
 //! | `ENCRYPTION` (checked before anything else is read) | no key: [`Error::KeyRequired`]; another key: [`Error::WrongKey`]; damaged: [`Error::BadKey`]; from here on every file is read and written through [`crate::crypto::EncryptedFs`] |
 //! | a key given, `CHECKPOINT` present, no `ENCRYPTION` | [`Error::NotEncrypted`] |
@@ -241,12 +242,25 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
     }
     let mut state = State::default();
     let cp_path = root.join(CHECKPOINT_FILE);
+    // Seqs below a retention horizon may have lost all their events to the fold (see
+    // `retention.rs`): they are installed empty, with the commit time of the seq before.
+    let folded_below = compacted.values().map(|c: &CompactedSet| c.horizon).max().unwrap_or(0);
     for (seq, (unix_ms, events)) in by_seq {
         let replay = |e: Error| {
             Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
         };
+        while state.last_seq() + 1 < seq.min(folded_below + 1) {
+            let empty = state.last_seq() + 1;
+            let ms = state.commit_ms.last().copied().unwrap_or(0);
+            state.install(empty, ms, Vec::new(), Vec::new()).map_err(replay)?;
+        }
         let changes = state.prepare(&events).map_err(replay)?;
         state.install(seq, unix_ms, events, changes).map_err(replay)?;
+    }
+    for (name, set) in &compacted {
+        if let Some(t) = state.tables.get_mut(name) {
+            t.horizon = set.horizon;
+        }
     }
     if state.last_seq() != cp.seq {
         return Err(Error::corrupt(

@@ -32,6 +32,11 @@ pub struct TableSchema {
     /// database's `Options::snapshot_every_events`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_every: Option<u64>,
+    /// How long the table keeps its full history, in milliseconds (`ALTER TABLE t SET
+    /// RETENTION '90 days'`; see `retention.rs`). `None`: forever. Setting it folds nothing by
+    /// itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
 }
 
 /// A declared column.
@@ -53,12 +58,16 @@ impl TableSchema {
             unique: Vec::new(),
             columns: Vec::new(),
             snapshot_every: None,
+            retention_ms: None,
         }
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.primary_key.is_empty() {
             return Err(Error::invalid("the primary key field name is empty"));
+        }
+        if self.retention_ms == Some(0) {
+            return Err(Error::invalid("a retention window must be longer than zero"));
         }
         for field in &self.unique {
             if field.is_empty() || field.split('.').any(str::is_empty) {

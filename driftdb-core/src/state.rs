@@ -50,6 +50,9 @@ pub(crate) struct TableState {
     pub changed_seq: u64,
     /// The declared secondary indexes, kept in step with `rows` (see `index.rs`).
     pub indexes: Vec<FieldIndex>,
+    /// The retention horizon: history before this seq was folded into a base at it (see
+    /// [`TableState::fold`]); reads before it fail. 0: the whole history is kept.
+    pub horizon: u64,
 }
 
 /// All tables, and the commit time of every seq.
@@ -103,6 +106,49 @@ fn last_at<T>(items: &[T], seq: u64, seq_of: impl Fn(&T) -> u64) -> Option<&T> {
 }
 
 impl TableState {
+    /// Fold the history before `horizon` into a base at `horizon`, in the shape recovery
+    /// builds from a folded compacted set: the schema at `horizon` as a CREATE at `horizon`,
+    /// one INSERT version at `horizon` per key live then (sharing its document), every later
+    /// version kept; versions before it are dropped (their memory freed) and the indexes are
+    /// rebuilt. The caller checked that the table is live at `horizon`.
+    pub fn fold(&mut self, horizon: u64) {
+        let Some(base) = self.schema_at(horizon).cloned() else { return };
+        let old_incarnation = base.created_seq;
+        let later = self.schemas.partition_point(|s| s.seq <= horizon);
+        let mut schemas = vec![SchemaVersion { seq: horizon, created_seq: horizon, ..base }];
+        for mut s in self.schemas.drain(later..) {
+            if s.created_seq == old_incarnation {
+                s.created_seq = horizon;
+            }
+            schemas.push(s);
+        }
+        self.schemas = schemas;
+        let rows = std::mem::take(&mut self.rows);
+        for (key, versions) in rows {
+            let n = versions.partition_point(|v| v.seq <= horizon);
+            let live = chain_doc_at(&versions, horizon, old_incarnation).cloned();
+            let mut kept: SmallVec<[Version; 1]> = SmallVec::new();
+            if let Some(doc) = live {
+                kept.push(Version {
+                    seq: horizon,
+                    kind: EventType::Insert,
+                    payload: doc.clone(),
+                    doc: Some(doc),
+                });
+            }
+            kept.extend(versions.into_iter().skip(n));
+            if !kept.is_empty() {
+                self.rows.insert(key, kept);
+            }
+        }
+        self.indexes.clear();
+        if let Some(schema) = self.schemas.last().and_then(|s| s.schema.clone()) {
+            crate::index::sync(&mut self.indexes, &schema, &self.rows);
+        }
+        self.changed_seq = self.changed_seq.max(horizon);
+        self.horizon = horizon;
+    }
+
     pub fn schema_at(&self, seq: u64) -> Option<&SchemaVersion> {
         last_at(&self.schemas, seq, |s| s.seq).filter(|s| s.schema.is_some())
     }
@@ -138,6 +184,38 @@ pub(crate) fn chain_doc_at(
 }
 
 impl State {
+    /// Fold the history of `table` before `horizon` (see [`TableState::fold`]), and give every
+    /// seq before it that no table holds an event of any more the commit time of the seq
+    /// before (0 for seq 1), as recovery does: its own time is not kept on disk. No read can
+    /// tell but a time lookup, and that resolves to a seq with the same answers (no table has
+    /// events there, and the folded table refuses reads before `horizon`).
+    pub fn fold_table(&mut self, table: &str, horizon: u64) {
+        let Some(t) = self.tables.get_mut(table) else { return };
+        t.fold(horizon);
+        if self.last_ddl.0 < horizon {
+            // The base's CREATE at the horizon, as recovery installs it.
+            self.last_ddl = (horizon, table.to_owned());
+        }
+        let n = usize::try_from(horizon).unwrap_or(usize::MAX).min(self.commit_ms.len());
+        let mut has_events = vec![false; n];
+        let mut mark = |seq: u64| {
+            if let Some(slot) = seq.checked_sub(1).and_then(|i| has_events.get_mut(i as usize)) {
+                *slot = true;
+            }
+        };
+        for t in self.tables.values() {
+            t.schemas.iter().for_each(|s| mark(s.seq));
+            t.rows.values().flatten().for_each(|v| mark(v.seq));
+        }
+        let mut previous = 0;
+        for (ms, has) in self.commit_ms.iter_mut().zip(has_events) {
+            if !has {
+                *ms = previous;
+            }
+            previous = *ms;
+        }
+    }
+
     /// The seq of the last change (in any incarnation) to `key` of `table`; 0 if none.
     /// Pending commits count: they are ordered before any transaction still validating.
     pub fn key_changed_seq(&self, table: &str, key: &Key) -> u64 {
@@ -168,11 +246,28 @@ impl State {
         seq.checked_sub(1).and_then(|i| self.commit_ms.get(usize::try_from(i).ok()?)).copied()
     }
 
+    /// The table `name` if it is live at `seq`. Every read of a table at a seq goes through
+    /// here, so this is where a read before the table's retention horizon is refused.
     pub fn table(&self, name: &str, seq: u64) -> Result<&TableState> {
-        self.tables
-            .get(name)
-            .filter(|t| t.schema_at(seq).is_some())
+        let t = self.tables.get(name);
+        self.check_retained(name, seq)?;
+        t.filter(|t| t.schema_at(seq).is_some())
             .ok_or_else(|| Error::NoSuchTable { table: name.to_owned() })
+    }
+
+    /// [`Error::BeforeRetention`] when `seq` is before the retention horizon of `name`.
+    pub fn check_retained(&self, name: &str, seq: u64) -> Result<()> {
+        let Some(t) = self.tables.get(name) else { return Ok(()) };
+        if seq >= t.horizon {
+            return Ok(());
+        }
+        let policy = t.schemas.last().and_then(|s| s.schema.as_ref()).and_then(|s| s.retention_ms);
+        Err(Error::BeforeRetention {
+            table: name.to_owned(),
+            seq,
+            oldest: t.horizon,
+            retention: policy.map_or_else(|| "none".to_owned(), crate::retention::format_retention),
+        })
     }
 
     fn overlay_schema(&self, overlay: &Overlay, seq: u64, table: &str) -> Option<Arc<TableSchema>> {
@@ -250,6 +345,9 @@ impl State {
         seq: u64,
         table: &str,
     ) -> Result<Arc<TableSchema>> {
+        if !overlay.tables.contains_key(table) {
+            self.check_retained(table, seq)?;
+        }
         self.overlay_schema(overlay, seq, table)
             .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })
     }

@@ -92,6 +92,11 @@ impl<'db> Transaction<'db> {
         self.start_seq
     }
 
+    /// [`Snapshot::check_all_retained`](crate::Snapshot::check_all_retained) at the seq reads see.
+    pub fn check_all_retained(&self) -> Result<()> {
+        self.db.read(crate::AsOf::Seq(self.view_seq()))?.check_all_retained()
+    }
+
     /// The seq reads see now.
     fn view_seq(&self) -> u64 {
         match self.isolation {

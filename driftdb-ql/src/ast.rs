@@ -155,6 +155,13 @@ pub enum AlterAction {
         /// Events between automatic snapshots.
         every: u64,
     },
+    /// `SET RETENTION '90 days'` / `SET RETENTION NONE`: the table's retention window in
+    /// milliseconds (`None`: keep all history). Compaction folds history older than the
+    /// window into a base snapshot.
+    SetRetention {
+        /// The window in milliseconds; `None` for `NONE`.
+        ms: Option<u64>,
+    },
 }
 
 /// Which rows a `PATCH` or `SOFT DELETE` changes.

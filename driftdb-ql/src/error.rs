@@ -214,6 +214,7 @@ fn core_kind(e: &driftdb_core::Error) -> &'static str {
         E::InvalidInput { .. } => "invalid_input",
         E::TooLarge { .. } => "too_large",
         E::FutureSeq { .. } => "future_seq",
+        E::BeforeRetention { .. } => "before_retention",
         E::Conversion { .. } => "conversion",
         E::Locked { .. } => "locked",
         E::Io { .. } => "io",

@@ -405,6 +405,10 @@ impl Display for AlterAction {
             }
             AlterAction::DropColumn { name } => write!(f, "DROP COLUMN {}", Name(name)),
             AlterAction::SetSnapshotEvery { every } => write!(f, "SET SNAPSHOT EVERY {every}"),
+            AlterAction::SetRetention { ms: None } => write!(f, "SET RETENTION NONE"),
+            AlterAction::SetRetention { ms: Some(ms) } => {
+                write!(f, "SET RETENTION '{}'", driftdb_core::format_retention(*ms))
+            }
         }
     }
 }

@@ -328,6 +328,8 @@ const STATEMENTS: &[&str] = &[
     "ALTER TABLE orders ADD COLUMN n DEFAULT -1",
     "ALTER TABLE orders DROP COLUMN legacy_field",
     "ALTER TABLE orders SET SNAPSHOT EVERY 1000",
+    "ALTER TABLE orders SET RETENTION '90 days'",
+    "ALTER TABLE orders SET RETENTION NONE",
     "CREATE INDEX ON orders(created_at)",
     "DROP INDEX ON orders(a, b.c)",
     "DROP TABLE IF EXISTS orders",

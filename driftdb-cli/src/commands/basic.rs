@@ -64,6 +64,7 @@ pub fn tables(dir: &Path, as_of: &str, printer: &mut Printer<impl std::io::Write
     let at = driftdb_ql::parse_as_of(as_of)?;
     let db = super::open(dir)?;
     let snap = db.read(at)?;
+    snap.check_all_retained().map_err(driftdb_ql::Error::from)?;
     let outcome = Outcome::Rows(Rows {
         columns: vec!["table".into()],
         rows: snap.tables().into_iter().map(|t| vec![Some(Value::String(t))]).collect(),

@@ -15,6 +15,8 @@
 //! - a compressed segment holding the first frame > N is written again, compressed, from its
 //!   frames <= N (same blocks builder and trailer as compaction);
 //! - later files are dropped; a table with no event <= N is dropped whole;
+//! - N below a table's retention horizon (its history before it was folded away, see
+//!   `retention.rs`) refuses the restore with [`Error::BeforeRetention`];
 //! - a compacted table left with no plain segment gets an empty (header-only) plain segment
 //!   numbered as the first after its compacted set, as the checkpoint format requires.
 //!
@@ -258,6 +260,9 @@ fn cut_at(
     let mut tables = BTreeMap::new();
     let mut unix_ms = 0;
     for (table, pos) in &cp.tables {
+        if let Some(c) = pos.compacted.filter(|c| c.horizon > n) {
+            return Err(before_retention(dir, &files, table, pos, c.horizon, n));
+        }
         let mut compacted_kept = 0u32;
         let mut plain_kept: Option<(u32, u64)> = None;
         let first_plain = pos.compacted.map_or(1, |c| c.first);
@@ -332,6 +337,32 @@ fn cut_at(
         }
     }
     Ok(out)
+}
+
+/// The error for a restore to seq `n`, before the retention horizon of `table`; the policy is
+/// read from the base's CREATE, the first event of the table's live set.
+fn before_retention(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+    table: &str,
+    pos: &SegmentPos,
+    horizon: u64,
+    n: u64,
+) -> Error {
+    let policy = live_set(table, pos).into_iter().next().and_then(|(rel, trusted)| {
+        let data = files.get(&rel)?;
+        let len = trusted.unwrap_or(data.len() as u64);
+        let events = segment::scan(&dir.join(&rel), table, data, len).ok()?;
+        let schema: crate::TableSchema =
+            crate::value::from_value(&events.first()?.event.body).ok()?;
+        schema.retention_ms
+    });
+    Error::BeforeRetention {
+        table: table.to_owned(),
+        seq: n,
+        oldest: horizon,
+        retention: policy.map_or_else(|| "none".to_owned(), crate::retention::format_retention),
+    }
 }
 
 /// A compressed segment holding `frames` (whole encoded frames, in seq order).

@@ -171,6 +171,15 @@ impl Database {
 /// (fsyncing each directory changed), and count each table's events since its newest
 /// snapshot, for the automatic snapshots.
 pub(crate) fn on_open(db: &Database) -> Result<()> {
+    // Snapshots of a folded table from before its fold (a crash can come between a fold's
+    // switch and their removal): see `retention.rs`.
+    let folded: Vec<String> = {
+        let state = db.state.read();
+        state.tables.iter().filter(|(_, t)| t.horizon > 0).map(|(n, _)| n.clone()).collect()
+    };
+    for table in folded {
+        crate::retention::drop_snapshots(db, &table)?;
+    }
     let fs = db.fs.as_ref();
     let last_seq = db.last_seq();
     let tables_dir = db.root.join("tables");

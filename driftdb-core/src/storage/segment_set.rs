@@ -183,7 +183,7 @@ mod tests {
             let mut f = fs.open_append(&dir.join(name), true).unwrap();
             f.append(b"x").unwrap();
         }
-        let compacted = Some(CompactedSet { generation: 2, segments: 2, first: 4 });
+        let compacted = Some(CompactedSet { generation: 2, segments: 2, first: 4, horizon: 0 });
         let pos = SegmentPos { segment: 5, len: 99, compacted };
         let got = table_files(&fs, dir, Some(&pos)).unwrap();
         let live: Vec<_> = got.live.iter().map(|f| (f.path.clone(), f.trusted_len)).collect();
@@ -212,7 +212,7 @@ mod tests {
         assert!(none.live.is_empty());
         assert_eq!(none.strays.len(), files.len() - 1);
         // A missing live file is corruption, named.
-        let compacted = Some(CompactedSet { generation: 2, segments: 4, first: 4 });
+        let compacted = Some(CompactedSet { generation: 2, segments: 4, first: 4, horizon: 0 });
         let pos = SegmentPos { segment: 5, len: 99, compacted };
         let err = table_files(&fs, dir, Some(&pos)).unwrap_err();
         assert!(

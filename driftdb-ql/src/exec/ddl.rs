@@ -198,6 +198,19 @@ pub(crate) fn apply(txn: &mut Transaction<'_>, statement: &Statement) -> Result<
             };
             Ok(("ALTER TABLE", message, details(table, json!({"snapshot_every": every}))))
         }
+        Statement::AlterTable { table, action: AlterAction::SetRetention { ms } } => {
+            let mut schema = txn.schema(table)?;
+            schema.retention_ms = *ms;
+            txn.alter_table(table, schema)?;
+            let text = ms.map(driftdb_core::format_retention);
+            let message = match &text {
+                None => format!("{table} keeps all its history"),
+                Some(text) => {
+                    format!("{table} keeps {text} of history (older history is folded by COMPACT)")
+                }
+            };
+            Ok(("ALTER TABLE", message, details(table, json!({"retention": text}))))
+        }
         _ => Err(Error::invalid("not a schema statement")),
     }
 }

@@ -159,6 +159,27 @@ impl<'db> Session<'db> {
                 self.no_transaction("COMPACT")?;
                 let report = self.db.compact_table(table)?;
                 let n = |x: u64| driftdb_core::Value::Int(seq_value(x));
+                let kept = match report.folded_to {
+                    None => "every one kept".to_owned(),
+                    Some(h) => {
+                        format!("history before seq {h} folded into a base by the retention policy")
+                    }
+                };
+                let mut details = vec![
+                    ("table".into(), driftdb_core::Value::String(table.clone())),
+                    ("segments_before".into(), n(report.segments_before as u64)),
+                    ("bytes_before".into(), n(report.bytes_before)),
+                    ("segments_after".into(), n(report.segments_after as u64)),
+                    ("bytes_after".into(), n(report.bytes_after)),
+                    ("events".into(), n(report.events)),
+                    (
+                        "duration_ms".into(),
+                        driftdb_core::Value::Float(report.duration.as_secs_f64() * 1000.0),
+                    ),
+                ];
+                if let Some(h) = report.folded_to {
+                    details.push(("folded_to".into(), n(h)));
+                }
                 Ok(Outcome::Done(Done {
                     statement: "COMPACT",
                     message: if report.segments_before == 0 {
@@ -166,7 +187,7 @@ impl<'db> Session<'db> {
                     } else {
                         format!(
                             "compacted {table}: {} segment(s), {} bytes -> {} compressed \
-                             segment(s), {} bytes ({} events, every one kept)",
+                             segment(s), {} bytes ({} events, {kept})",
                             report.segments_before,
                             report.bytes_before,
                             report.segments_after,
@@ -175,18 +196,7 @@ impl<'db> Session<'db> {
                         )
                     },
                     committed: None,
-                    details: vec![
-                        ("table".into(), driftdb_core::Value::String(table.clone())),
-                        ("segments_before".into(), n(report.segments_before as u64)),
-                        ("bytes_before".into(), n(report.bytes_before)),
-                        ("segments_after".into(), n(report.segments_after as u64)),
-                        ("bytes_after".into(), n(report.bytes_after)),
-                        ("events".into(), n(report.events)),
-                        (
-                            "duration_ms".into(),
-                            driftdb_core::Value::Float(report.duration.as_secs_f64() * 1000.0),
-                        ),
-                    ],
+                    details,
                 }))
             }
             Statement::Backup { path } => {

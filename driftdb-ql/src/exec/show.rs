@@ -24,6 +24,7 @@ fn int(n: u64) -> Option<Value> {
 
 /// `SHOW TABLES`: name, primary key and live rows of each table.
 pub(crate) fn tables(source: &Source<'_, '_>) -> Result<Rows> {
+    source.check_all_retained()?;
     let mut rows = Vec::new();
     for table in source.tables() {
         let schema = source.schema(&table)?;
@@ -53,6 +54,13 @@ pub(crate) fn describe(source: &Source<'_, '_>, table: &str) -> Result<Rows> {
     }
     for field in &schema.unique {
         rows.push(vec![text(field), text("unique index"), Some(Value::Null)]);
+    }
+    if let Some(ms) = schema.retention_ms {
+        rows.push(vec![
+            text(driftdb_core::format_retention(ms)),
+            text("retention"),
+            Some(Value::Null),
+        ]);
     }
     Ok(Rows {
         columns: vec!["field".into(), "kind".into(), "default".into()],
@@ -84,6 +92,10 @@ pub(crate) fn drift(
 ) -> Result<Rows> {
     let snapshot = db.read(AsOf::Now)?;
     let history = snapshot.history(table, key)?;
+    if let Some((from, _)) = range {
+        // A range that starts before the table's retention horizon would be cut silently.
+        db.read(AsOf::Seq(db.resolve(from)?))?.check_retained(table)?;
+    }
     let bounds = range.map(|(a, b)| (bound(db, a), bound(db, b)));
     let rows = history
         .into_iter()

@@ -42,6 +42,15 @@ impl Source<'_, '_> {
         }
     }
 
+    /// A retention error when some table's history at this source's seq was folded away, so
+    /// that a list of tables there would be incomplete.
+    pub fn check_all_retained(&self) -> Result<()> {
+        match self {
+            Source::Snapshot(s) => Ok(s.check_all_retained()?),
+            Source::Txn(t) => Ok(t.check_all_retained()?),
+        }
+    }
+
     /// Every live row (with defaults applied) for which `keep` returns `Ok(true)`, in primary
     /// key order. The first error of `keep` stops the scan and is returned.
     pub fn scan(

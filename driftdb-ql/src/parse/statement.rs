@@ -5,7 +5,9 @@ use driftdb_core::IsolationLevel;
 use super::context::{Ctx, Expected, Res};
 use super::document::{documents, object};
 use super::expr::expr;
-use super::lexical::{ident, kw, literal, path, phrase, string, sym, unsigned, word, ws};
+use super::lexical::{
+    ident, kw, lex_string, literal, path, phrase, string, sym, unsigned, word, ws,
+};
 use super::select::{as_of_clause, as_of_point, comma_list, optional, select_body};
 use crate::ast::{AlterAction, Literal, Statement, Target};
 
@@ -246,7 +248,8 @@ fn drop<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
 }
 
 /// `TABLE t ADD COLUMN c [DEFAULT literal]`, `TABLE t DROP COLUMN c` or
-/// `TABLE t SET SNAPSHOT EVERY n` after ALTER.
+/// `TABLE t SET SNAPSHOT EVERY n`, `TABLE t SET RETENTION 'n unit'` or
+/// `TABLE t SET RETENTION NONE` after ALTER.
 fn alter<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
     let (i, ()) = kw(cx, i, "TABLE")?;
     let (i, table) = ident(cx, i, TABLE)?;
@@ -269,6 +272,29 @@ fn alter<'a>(cx: &Ctx<'a>, i: &'a str) -> Res<'a, Statement> {
         return Ok((
             i,
             Statement::AlterTable { table, action: AlterAction::SetSnapshotEvery { every } },
+        ));
+    }
+    if let Some((i, ())) = optional(phrase(cx, i, "SET RETENTION"))? {
+        const WHAT: &str = "a duration in quotes like '90 days' (seconds, minutes, hours, days \
+                            or weeks), or NONE";
+        let j = ws(cx, i)?;
+        if let Some((w, rest)) = word(j)
+            && w.eq_ignore_ascii_case("NONE")
+        {
+            return Ok((
+                rest,
+                Statement::AlterTable { table, action: AlterAction::SetRetention { ms: None } },
+            ));
+        }
+        if !j.starts_with(['"', '\'']) {
+            return cx.fail(j, Expected::Thing(WHAT));
+        }
+        let (rest, text) = lex_string(cx, j, false)?;
+        let ms = driftdb_core::parse_retention(&text)
+            .map_err(|_| cx.syntax(j, WHAT, Some(format!("'{text}'"))))?;
+        return Ok((
+            rest,
+            Statement::AlterTable { table, action: AlterAction::SetRetention { ms: Some(ms) } },
         ));
     }
     let (i, ()) = phrase(cx, i, "DROP COLUMN")?;

@@ -219,6 +219,26 @@ fn schema_statements() {
             action: AlterAction::SetSnapshotEvery { every: 100 }
         }
     );
+    canonical("alter table t set retention '90 DAYS'", "ALTER TABLE t SET RETENTION '90 days'");
+    canonical("ALTER TABLE t SET RETENTION \"168 hours\"", "ALTER TABLE t SET RETENTION '1 week'");
+    canonical("ALTER TABLE t SET RETENTION '1 seconds'", "ALTER TABLE t SET RETENTION '1 second'");
+    canonical("ALTER TABLE t SET RETENTION none", "ALTER TABLE t SET RETENTION NONE");
+    assert_eq!(
+        parse("ALTER TABLE t SET RETENTION '2 minutes'"),
+        Statement::AlterTable {
+            table: "t".into(),
+            action: AlterAction::SetRetention { ms: Some(120_000) }
+        }
+    );
+    for bad in [
+        "ALTER TABLE t SET RETENTION '0 days'",
+        "ALTER TABLE t SET RETENTION '5 fortnights'",
+        "ALTER TABLE t SET RETENTION 90",
+        "ALTER TABLE t SET RETENTION",
+    ] {
+        let err = parse_statement(bad).unwrap_err().to_string();
+        assert!(err.contains("'90 days'"), "{bad}: {err}");
+    }
     canonical("ALTER TABLE t ADD COLUMN c DEFAULT -5", "ALTER TABLE t ADD COLUMN c DEFAULT -5");
     canonical("ALTER TABLE t ADD COLUMN c DEFAULT null", "ALTER TABLE t ADD COLUMN c DEFAULT NULL");
     canonical(
