@@ -23,6 +23,9 @@
 //!   incremental), also automatically every K events ([`Options::snapshot_every_events`],
 //!   [`TableSchema::snapshot_every`]); [`Database::scan_stream`] streams a table `AS OF` a
 //!   seq from the nearest snapshot plus the events after it.
+//! - A table may keep a retention window (`TableSchema::retention_ms`): a compaction then folds
+//!   its history older than the window into a base at the horizon, and reads before the
+//!   horizon fail with [`Error::BeforeRetention`] naming the oldest readable seq.
 //! - With [`Options::encryption_key`] a database is encrypted at rest: every file is sealed
 //!   with AES-256-GCM ([`crypto`]); [`crypto::rekey()`] rotates the key.
 //!
