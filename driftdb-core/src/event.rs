@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::limits::{DOCUMENT_DEPTH_MAX, TRANSACTION_BYTES_MAX};
+use crate::msgpack::Refusal;
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value};
 
@@ -34,15 +35,19 @@ impl Event {
         key: Option<Key>,
         body: Arc<Value>,
     ) -> Result<Event> {
-        if crate::msgpack::depth_exceeds(&body, DOCUMENT_DEPTH_MAX) {
-            return Err(Error::invalid(format!(
-                "a document may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
-            )));
-        }
         let mut encoded = Vec::with_capacity(256);
         encoded.push(FIXARRAY_2);
         crate::msgpack::write_key(&mut encoded, key.as_ref())?;
-        crate::msgpack::write_value(&mut encoded, &body)?;
+        // The depth is checked during the encoding (one walk of the document, not two).
+        match crate::msgpack::write_value_within(&mut encoded, &body, DOCUMENT_DEPTH_MAX) {
+            Ok(()) => {}
+            Err(Refusal::TooDeep) => {
+                return Err(Error::invalid(format!(
+                    "a document may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
+                )));
+            }
+            Err(Refusal::Error(e)) => return Err(e),
+        }
         debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
         Ok(Event { table, kind, key, body, encoded })
     }

@@ -56,6 +56,7 @@
 //! ```
 
 pub mod backup;
+mod bulk;
 mod commit;
 mod compaction;
 pub mod crypto;

@@ -144,12 +144,27 @@ impl fmt::Display for FrameError {
 
 /// Append one frame to `out`.
 pub fn encode(out: &mut Vec<u8>, seq: u64, unix_ms: u64, kind: EventType, payload: &[u8]) {
+    encode_parts(out, seq, unix_ms, kind, &[payload]);
+}
+
+/// Append one frame whose payload is the concatenation of `parts` (copied once, into `out`).
+pub(crate) fn encode_parts(
+    out: &mut Vec<u8>,
+    seq: u64,
+    unix_ms: u64,
+    kind: EventType,
+    parts: &[&[u8]],
+) {
     let start = out.len();
+    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(BODY_OFFSET + 10 + 8 + 1 + payload_len);
     out.extend_from_slice(&[0u8; BODY_OFFSET]);
     write_varint(out, seq);
     out.extend_from_slice(&unix_ms.to_le_bytes());
     out.push(kind as u8);
-    out.extend_from_slice(payload);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
     let body = out.get(start + BODY_OFFSET..).unwrap_or_default();
     let body_len = u32::try_from(body.len()).unwrap_or(u32::MAX);
     let crc = crc32fast::hash(body);
