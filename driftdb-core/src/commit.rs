@@ -32,7 +32,7 @@ use crate::schema::{TableMeta, TableSchema};
 use crate::state::{Change, State};
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet, SegmentPos};
 use crate::storage::frame::{
-    FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
+    self, EventType, FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
 };
 use crate::storage::fs::{Fs, FsFile, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
@@ -71,8 +71,19 @@ pub(crate) struct TxnCommit {
 pub(crate) struct Pending {
     seq: u64,
     unix_ms: u64,
-    wal_record: Vec<u8>,
+    /// A whole WAL_BATCH frame holding this transaction alone: a batch of one commit is
+    /// written as it is; a larger batch copies the records out of it into one frame.
+    wal_frame: Vec<u8>,
+    /// Where the transaction record starts in `wal_frame` (after the frame's header).
+    wal_record_at: usize,
     tables: Vec<TableWrite>,
+}
+
+impl Pending {
+    /// The msgpack transaction record.
+    fn wal_record(&self) -> &[u8] {
+        self.wal_frame.get(self.wal_record_at..).unwrap_or_default()
+    }
 }
 
 /// The segment frames of one table in one transaction, and its derived files after DDL.
@@ -239,6 +250,9 @@ pub(crate) fn create_segment(
 /// Within a preallocated chunk an fdatasync has only the data to write, not the file size.
 const WAL_CHUNK_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
+/// Zeros for preallocation, written a piece at a time (no fresh zeroed buffer per chunk).
+static ZEROS: [u8; 256 * 1024] = [0; 256 * 1024];
+
 impl IoState {
     /// Write a batch at the end of the WAL's contents and, when it outgrew the file, a
     /// zero-filled chunk after it (the batch's bytes are written once, not first as zeros).
@@ -251,7 +265,14 @@ impl IoState {
             let chunk = (wal_size_bytes_max / 4).clamp(64 * 1024, WAL_CHUNK_BYTES_MAX);
             // Preallocation only saves work: when the disk (or a file size limit) refuses it,
             // any zeros it did write are still just unwritten space after the batch.
-            let _ = self.wal.write_at(end, &vec![0u8; chunk as usize]);
+            let mut at = end;
+            while at < end + chunk {
+                let piece = ZEROS.len().min((end + chunk - at) as usize);
+                if self.wal.write_at(at, ZEROS.get(..piece).unwrap_or_default()).is_err() {
+                    break;
+                }
+                at += piece as u64;
+            }
         }
         Ok(())
     }
@@ -446,7 +467,11 @@ impl Database {
     }
 
     fn encode(&self, seq: u64, unix_ms: u64, events: &[Event]) -> Result<Pending> {
-        let wal_record = crate::event::encode_txn(seq, unix_ms, events)?;
+        let mut wal_frame = Vec::new();
+        let start = frame::begin(&mut wal_frame, seq, unix_ms, EventType::WalBatch);
+        let wal_record_at = wal_frame.len();
+        crate::event::encode_txn_into(&mut wal_frame, seq, unix_ms, events)?;
+        frame::finish(&mut wal_frame, start);
         let mut tables: Vec<TableWrite> = Vec::new();
         // Room for every frame (the first table gets it: most transactions write one).
         let mut room: usize = events.iter().map(|e| e.encoded.len() + 32).sum();
@@ -468,7 +493,7 @@ impl Database {
                 write.schema_changed |= event.key.is_none();
             }
         }
-        Ok(Pending { seq, unix_ms, wal_record, tables })
+        Ok(Pending { seq, unix_ms, wal_frame, wal_record_at, tables })
     }
 
     /// Wait until `seq` is durable, leading a group commit when nobody else is.
@@ -572,11 +597,17 @@ impl Database {
         let Some(last) = batch.last() else { return };
         let durable = Some((last.seq, last.unix_ms));
         let mut io = self.io.lock();
-        let mut bytes = Vec::new();
-        let records: Vec<(u64, u64, &[u8])> =
-            batch.iter().map(|p| (p.seq, p.unix_ms, p.wal_record.as_slice())).collect();
-        wal::encode_batches(&mut bytes, &records);
-        if let Err(e) = io.write_wal(&bytes, self.options.wal_size_bytes_max) {
+        let mut joined = Vec::new();
+        let bytes: &[u8] = match batch {
+            [one] => &one.wal_frame,
+            _ => {
+                let records: Vec<(u64, u64, &[u8])> =
+                    batch.iter().map(|p| (p.seq, p.unix_ms, p.wal_record())).collect();
+                wal::encode_batches(&mut joined, &records);
+                &joined
+            }
+        };
+        if let Err(e) = io.write_wal(bytes, self.options.wal_size_bytes_max) {
             return self.settle(None, Some(format!("write to the WAL failed: {e}")));
         }
         if let Err(e) = io.wal.sync() {

@@ -62,25 +62,40 @@ impl Event {
 }
 
 /// Encode one transaction record `[seq, unix_ms, [events]]`, checking the size limit.
+#[cfg(test)]
 pub(crate) fn encode_txn(seq: u64, unix_ms: u64, events: &[Event]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_txn_into(&mut out, seq, unix_ms, events)?;
+    Ok(out)
+}
+
+/// Append the transaction record `[seq, unix_ms, [events]]` to `out`, checking the size limit.
+pub(crate) fn encode_txn_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    unix_ms: u64,
+    events: &[Event],
+) -> Result<()> {
     let size: usize = events.iter().map(|e| e.encoded.len() + e.table.len() + 8).sum();
-    let mut out = Vec::with_capacity(size + 32);
-    let _ = rmp::encode::write_array_len(&mut out, 3);
-    let _ = rmp::encode::write_uint(&mut out, seq);
-    let _ = rmp::encode::write_uint(&mut out, unix_ms);
+    out.reserve(size + 32);
+    let start = out.len();
+    let _ = rmp::encode::write_array_len(out, 3);
+    let _ = rmp::encode::write_uint(out, seq);
+    let _ = rmp::encode::write_uint(out, unix_ms);
     let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
-    let _ = rmp::encode::write_array_len(&mut out, count);
+    let _ = rmp::encode::write_array_len(out, count);
     for event in events {
-        event.write_wal(&mut out);
-        if out.len() as u64 > TRANSACTION_BYTES_MAX {
+        event.write_wal(out);
+        let written = (out.len() - start) as u64;
+        if written > TRANSACTION_BYTES_MAX {
             return Err(Error::TooLarge {
                 what: "transaction",
-                size: out.len() as u64,
+                size: written,
                 limit: TRANSACTION_BYTES_MAX,
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What kind of change a history entry records.
