@@ -22,8 +22,9 @@
 //! refuses with `Corrupt { file, offset }`. Requiring the chain keeps a document that happens
 //! to contain a copy of a WAL frame from turning an ordinary torn tail into a refusal.
 //!
-//! **Preallocation.** The file grows in zero-filled chunks (written and fsynced with the batch
-//! that first needs them), so most fsyncs write only data, not a new file size. Zeros after
+//! **Preallocation.** The file grows in zero-filled chunks (written right after a batch that
+//! goes past the file's end, and fsynced with it), so most fsyncs write only data, not a new
+//! file size. Zeros after
 //! the last batch are that unwritten space: the scan stops there like at a torn tail, and open
 //! cuts them off.
 //!
