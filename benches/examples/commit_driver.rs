@@ -4,6 +4,8 @@
 //! # CPU per document of one bulk transaction (instruction counts are repeatable under load):
 //! cargo build --release -p driftdb-benches --example commit_driver
 //! valgrind --tool=callgrind target/release/examples/commit_driver bulk 20000 DIR
+//! # the same load ROUNDS times in one process (fresh database each time):
+//! target/release/examples/commit_driver bulk 100000 DIR ROUNDS
 //! # commits/s of T threads, each making N single-document commits, on a fresh database:
 //! target/release/examples/commit_driver threads T N DIR
 //! ```
@@ -41,8 +43,16 @@ fn fresh(dir: &Path) -> Result<(PathBuf, Database), Box<dyn Error>> {
     Ok((path, db))
 }
 
-fn bulk(n: u64, dir: &Path) -> Result<(), Box<dyn Error>> {
-    let docs: Vec<Value> = (0..n).map(doc).collect();
+fn bulk(n: u64, dir: &Path, rounds: u64) -> Result<(), Box<dyn Error>> {
+    let data: Vec<Value> = (0..n).map(doc).collect();
+    for _ in 0..rounds {
+        bulk_once(data.clone(), dir)?;
+    }
+    Ok(())
+}
+
+fn bulk_once(docs: Vec<Value>, dir: &Path) -> Result<(), Box<dyn Error>> {
+    let n = docs.len();
     let (path, db) = fresh(dir)?;
     let start = Instant::now();
     let mut tx = db.begin();
@@ -106,8 +116,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok(args.get(i).ok_or("missing argument")?.parse()?)
     };
     match args.first().map(String::as_str) {
-        Some("bulk") => bulk(num(1)?, Path::new(args.get(2).ok_or("missing DIR")?)),
+        Some("bulk") => {
+            let rounds = if args.len() > 3 { num(3)? } else { 1 };
+            bulk(num(1)?, Path::new(args.get(2).ok_or("missing DIR")?), rounds)
+        }
         Some("threads") => threads(num(1)?, num(2)?, Path::new(args.get(3).ok_or("missing DIR")?)),
-        _ => Err("usage: commit_driver bulk N DIR | threads T N DIR".into()),
+        _ => Err("usage: commit_driver bulk N DIR [ROUNDS] | threads T N DIR".into()),
     }
 }

@@ -7,9 +7,11 @@
 //!    readers until durable) and queued. Seqs enter the queue in order.
 //! 2. Outside the lock the committer waits until its seq is durable. If no commit is being
 //!    flushed it becomes the leader: it takes the whole queue, appends it to the WAL as one
-//!    batch and fsyncs once, so concurrent committers share one fsync (group commit). Then
-//!    it appends the events to the table segments (no fsync), publishes the new visible seq,
-//!    and wakes the others.
+//!    batch and fsyncs once, so concurrent committers share one fsync (group commit). Right
+//!    after the fsync it publishes the new durable and visible seq and wakes the committers
+//!    of the batch; then, still under the io lock, it appends the events to the table
+//!    segments (no fsync). Whatever reads segment files takes the io lock first, and a crash
+//!    before the appends is covered by WAL replay.
 //! 3. A failed WAL write or fsync poisons the engine: the batch is not acknowledged, and every
 //!    later write is refused with [`Error::Poisoned`] until the database is reopened, because
 //!    after a failed fsync the kernel may have dropped the dirty pages, so a retry could
