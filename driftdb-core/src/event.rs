@@ -28,14 +28,6 @@ pub(crate) struct Event {
 /// msgpack marker of a two-element array (`[key, body]`).
 const FIXARRAY_2: u8 = 0x92;
 
-/// A scratch buffer larger than this is not kept for the next event of the thread.
-const SCRATCH_BYTES_KEPT: usize = 64 * 1024;
-
-thread_local! {
-    /// Where [`Event::new`] encodes before copying out the exact bytes.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl Event {
     pub fn new(
         table: Arc<str>,
@@ -43,28 +35,19 @@ impl Event {
         key: Option<Key>,
         body: Arc<Value>,
     ) -> Result<Event> {
-        // Encoded into a reused per-thread buffer, then copied into a buffer of exactly its
-        // size: a large transaction holds one such buffer per event until it is installed.
-        let encoded = SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            scratch.push(FIXARRAY_2);
-            crate::msgpack::write_key(scratch, key.as_ref())?;
-            // The depth is checked during the encoding (one walk of the document, not two).
-            match crate::msgpack::write_value_within(scratch, &body, DOCUMENT_DEPTH_MAX) {
-                Ok(()) => {}
-                Err(Refusal::TooDeep) => {
-                    return Err(Error::invalid(format!(
-                        "a document may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
-                    )));
-                }
-                Err(Refusal::Error(e)) => return Err(e),
+        let mut encoded = Vec::with_capacity(256);
+        encoded.push(FIXARRAY_2);
+        crate::msgpack::write_key(&mut encoded, key.as_ref())?;
+        // The depth is checked during the encoding (one walk of the document, not two).
+        match crate::msgpack::write_value_within(&mut encoded, &body, DOCUMENT_DEPTH_MAX) {
+            Ok(()) => {}
+            Err(Refusal::TooDeep) => {
+                return Err(Error::invalid(format!(
+                    "a document may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
+                )));
             }
-            let encoded = scratch.as_slice().to_vec();
-            if scratch.capacity() > SCRATCH_BYTES_KEPT {
-                *scratch = Vec::new();
-            }
-            Ok(encoded)
-        })?;
+            Err(Refusal::Error(e)) => return Err(e),
+        }
         debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
         Ok(Event { table, kind, key, body, encoded })
     }
