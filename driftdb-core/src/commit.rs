@@ -7,9 +7,11 @@
 //!    readers until durable) and queued. Seqs enter the queue in order.
 //! 2. Outside the lock the committer waits until its seq is durable. If no commit is being
 //!    flushed it becomes the leader: it takes the whole queue, appends it to the WAL as one
-//!    batch and fsyncs once, so concurrent committers share one fsync (group commit). Then
-//!    it appends the events to the table segments (no fsync), publishes the new visible seq,
-//!    and wakes the others.
+//!    batch and fsyncs once, so concurrent committers share one fsync (group commit). Right
+//!    after the fsync it publishes the new durable and visible seq and wakes the committers
+//!    of the batch; then, still under the io lock, it appends the events to the table
+//!    segments (no fsync). Whatever reads segment files takes the io lock first, and a crash
+//!    before the appends is covered by WAL replay.
 //! 3. A failed WAL write or fsync poisons the engine: the batch is not acknowledged, and every
 //!    later write is refused with [`Error::Poisoned`] until the database is reopened, because
 //!    after a failed fsync the kernel may have dropped the dirty pages, so a retry could
@@ -32,7 +34,7 @@ use crate::schema::{TableMeta, TableSchema};
 use crate::state::{Change, State};
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet, SegmentPos};
 use crate::storage::frame::{
-    FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
+    self, EventType, FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, SEGMENT_MAGIC, WAL_MAGIC,
 };
 use crate::storage::fs::{Fs, FsFile, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
@@ -71,8 +73,19 @@ pub(crate) struct TxnCommit {
 pub(crate) struct Pending {
     seq: u64,
     unix_ms: u64,
-    wal_record: Vec<u8>,
+    /// A whole WAL_BATCH frame holding this transaction alone: a batch of one commit is
+    /// written as it is; a larger batch copies the records out of it into one frame.
+    wal_frame: Vec<u8>,
+    /// Where the transaction record starts in `wal_frame` (after the frame's header).
+    wal_record_at: usize,
     tables: Vec<TableWrite>,
+}
+
+impl Pending {
+    /// The msgpack transaction record.
+    fn wal_record(&self) -> &[u8] {
+        self.wal_frame.get(self.wal_record_at..).unwrap_or_default()
+    }
 }
 
 /// The segment frames of one table in one transaction, and its derived files after DDL.
@@ -235,25 +248,35 @@ pub(crate) fn create_segment(
 }
 
 /// The WAL grows in zero-filled chunks of this size (at most; a quarter of the checkpoint
-/// limit, at least 64 KiB), written and synced together with the batch that needs them. Within
-/// a preallocated chunk an fdatasync has only the data to write, not the file size.
+/// limit, at least 64 KiB), written after the batch that outgrows the file and synced with it.
+/// Within a preallocated chunk an fdatasync has only the data to write, not the file size.
 const WAL_CHUNK_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
+/// Zeros for preallocation, written a piece at a time (no fresh zeroed buffer per chunk).
+static ZEROS: [u8; 256 * 1024] = [0; 256 * 1024];
+
 impl IoState {
-    /// Write a batch at the end of the WAL's contents, first growing the file by a zero-filled
-    /// chunk when the batch does not fit. Not synced here.
+    /// Write a batch at the end of the WAL's contents and, when it outgrew the file, a
+    /// zero-filled chunk after it (the batch's bytes are written once, not first as zeros).
+    /// Not synced here.
     fn write_wal(&mut self, bytes: &[u8], wal_size_bytes_max: u64) -> std::io::Result<()> {
         let end = self.wal_len + bytes.len() as u64;
         let allocated = self.wal.len();
+        self.wal.write_at(self.wal_len, bytes)?;
         if end > allocated {
             let chunk = (wal_size_bytes_max / 4).clamp(64 * 1024, WAL_CHUNK_BYTES_MAX);
-            let zeros = (end + chunk - allocated) as usize;
             // Preallocation only saves work: when the disk (or a file size limit) refuses it,
-            // any zeros it did write are still just unwritten space, and the batch's own
-            // write decides whether the commit can go ahead.
-            let _ = self.wal.write_at(allocated, &vec![0u8; zeros]);
+            // any zeros it did write are still just unwritten space after the batch.
+            let mut at = end;
+            while at < end + chunk {
+                let piece = ZEROS.len().min((end + chunk - at) as usize);
+                if self.wal.write_at(at, ZEROS.get(..piece).unwrap_or_default()).is_err() {
+                    break;
+                }
+                at += piece as u64;
+            }
         }
-        self.wal.write_at(self.wal_len, bytes)
+        Ok(())
     }
 
     /// Append one transaction's frames to a table's segment, rotating when it would overflow.
@@ -281,10 +304,16 @@ impl IoState {
         let Some(writer) = self.segments.get_mut(&write.table) else {
             return Err(Error::invalid("segment writer vanished"));
         };
-        writer.buffer.extend_from_slice(&write.frames);
         writer.dirty = true;
-        if writer.buffer.len() >= SEGMENT_BUFFER_BYTES {
-            writer.flush(&seg_dir.join(segment::segment_name(writer.id)))?;
+        if writer.buffer.is_empty() && write.frames.len() >= SEGMENT_BUFFER_BYTES {
+            // A large transaction goes to the file as it is, not through the buffer.
+            let path = seg_dir.join(segment::segment_name(writer.id));
+            writer.file.append(&write.frames).map_err(io_err(&path))?;
+        } else {
+            writer.buffer.extend_from_slice(&write.frames);
+            if writer.buffer.len() >= SEGMENT_BUFFER_BYTES {
+                writer.flush(&seg_dir.join(segment::segment_name(writer.id)))?;
+            }
         }
         if let Some(files) = &write.derived {
             write_derived(fs, root, files)?;
@@ -440,15 +469,21 @@ impl Database {
     }
 
     fn encode(&self, seq: u64, unix_ms: u64, events: &[Event]) -> Result<Pending> {
-        let wal_record = crate::event::encode_txn(seq, unix_ms, events)?;
+        let mut wal_frame = Vec::new();
+        let start = frame::begin(&mut wal_frame, seq, unix_ms, EventType::WalBatch);
+        let wal_record_at = wal_frame.len();
+        crate::event::encode_txn_into(&mut wal_frame, seq, unix_ms, events)?;
+        frame::finish(&mut wal_frame, start);
         let mut tables: Vec<TableWrite> = Vec::new();
+        // Room for every frame (the first table gets it: most transactions write one).
+        let mut room: usize = events.iter().map(|e| e.encoded.len() + 32).sum();
         for event in events {
             let index = match tables.iter().position(|t| *t.table == *event.table) {
                 Some(i) => i,
                 None => {
                     tables.push(TableWrite {
                         table: event.table.to_string(),
-                        frames: Vec::new(),
+                        frames: Vec::with_capacity(std::mem::take(&mut room)),
                         schema_changed: false,
                         derived: None,
                     });
@@ -460,14 +495,15 @@ impl Database {
                 write.schema_changed |= event.key.is_none();
             }
         }
-        Ok(Pending { seq, unix_ms, wal_record, tables })
+        Ok(Pending { seq, unix_ms, wal_frame, wal_record_at, tables })
     }
 
     /// Wait until `seq` is durable, leading a group commit when nobody else is.
     ///
-    /// Waiters park; a finished leader wakes exactly the committers its batch made durable
-    /// (every waiter after a failure), plus one more to lead the next batch when commits are
-    /// queued. A waiter registers under the queue lock before parking, so no wake-up is lost.
+    /// Waiters park; a leader wakes exactly the committers its batch made durable (every
+    /// waiter after a failure) as soon as the WAL fsync returns, and one more to lead the next
+    /// batch when it stops leading with commits still queued. A waiter registers under the
+    /// queue lock before parking, so no wake-up is lost.
     fn wait_durable(&self, seq: u64) -> Result<()> {
         loop {
             let mut queue = self.queue.lock();
@@ -501,77 +537,98 @@ impl Database {
             for round in 0..=LEADER_EXTRA_BATCHES {
                 let batch = std::mem::take(&mut queue.pending);
                 drop(queue);
-                let (durable, failure) = self.write_batch(&batch);
+                self.write_batch(&batch);
                 queue = self.queue.lock();
-                if let Some((last_seq, last_ms)) = durable {
-                    queue.durable_seq = last_seq;
-                    queue.durable_ms = last_ms;
-                    self.visible_seq.store(last_seq, Ordering::Release);
-                }
-                if let Some(cause) = failure {
-                    queue.poisoned.get_or_insert(cause);
-                    self.poisoned.store(true, Ordering::Release);
-                }
-                let (done, failed) = (queue.durable_seq, queue.poisoned.is_some());
-                let mut wake = Vec::new();
-                queue.waiters.retain(|(waiting, thread)| {
-                    let release = failed || *waiting <= done;
-                    if release {
-                        wake.push(thread.clone());
-                    }
-                    !release
-                });
+                let failed = queue.poisoned.is_some();
                 let go_on = !failed && !queue.pending.is_empty() && round < LEADER_EXTRA_BATCHES;
                 if !go_on {
                     queue.leader = false;
-                    if !queue.pending.is_empty()
-                        && let Some((_, next_leader)) = queue.waiters.first()
-                    {
-                        wake.push(next_leader.clone());
+                    let next_leader = match queue.waiters.first() {
+                        Some((_, thread)) if !queue.pending.is_empty() => Some(thread.clone()),
+                        _ => None,
+                    };
+                    drop(queue);
+                    if let Some(thread) = next_leader {
+                        thread.unpark();
                     }
-                }
-                drop(queue);
-                for thread in wake {
-                    thread.unpark();
-                }
-                queue = self.queue.lock();
-                if !go_on {
                     break;
                 }
             }
         }
     }
 
-    /// Write a batch to the WAL, fsync, then apply it to the segments. Returns the durable
-    /// (seq, time) if the WAL part succeeded, and the failure that poisons the engine, if any.
-    fn write_batch(&self, batch: &[Pending]) -> (Option<(u64, u64)>, Option<String>) {
-        let Some(last) = batch.last() else { return (None, None) };
+    /// Record the outcome of a batch under the queue lock and wake the committers it settled:
+    /// those whose seq is now durable, or every waiter after a failure. Takes the queue lock
+    /// (callers may hold the io lock: the order is io, then queue).
+    fn settle(&self, durable: Option<(u64, u64)>, failure: Option<String>) {
+        let mut queue = self.queue.lock();
+        if let Some((last_seq, last_ms)) = durable {
+            queue.durable_seq = last_seq;
+            queue.durable_ms = last_ms;
+            self.visible_seq.store(last_seq, Ordering::Release);
+        }
+        if let Some(cause) = failure {
+            queue.poisoned.get_or_insert(cause);
+            self.poisoned.store(true, Ordering::Release);
+        }
+        let (done, failed) = (queue.durable_seq, queue.poisoned.is_some());
+        let mut wake = Vec::new();
+        queue.waiters.retain(|(waiting, thread)| {
+            let release = failed || *waiting <= done;
+            if release {
+                wake.push(thread.clone());
+            }
+            !release
+        });
+        drop(queue);
+        for thread in wake {
+            thread.unpark();
+        }
+    }
+
+    /// Write a batch to the WAL and fsync; then publish it as durable and wake its committers
+    /// at once; then, still under the io lock, append its events to the segments and
+    /// checkpoint when the WAL is over its limit. A failure of the WAL write or fsync poisons
+    /// the engine without acknowledging anything; a failure after it acknowledges the batch
+    /// (recovery replays it from the WAL) and poisons the engine for later writes.
+    ///
+    /// Publishing before the segment appends is safe: readers read the in-memory state, and
+    /// whatever reads the segments (snapshot scans, compaction, backups, checkpoints) takes
+    /// the io lock, which is held until the appends are done.
+    fn write_batch(&self, batch: &[Pending]) {
+        let Some(last) = batch.last() else { return };
         let durable = Some((last.seq, last.unix_ms));
         let mut io = self.io.lock();
-        let mut bytes = Vec::new();
-        let records: Vec<(u64, u64, &[u8])> =
-            batch.iter().map(|p| (p.seq, p.unix_ms, p.wal_record.as_slice())).collect();
-        wal::encode_batches(&mut bytes, &records);
-        if let Err(e) = io.write_wal(&bytes, self.options.wal_size_bytes_max) {
-            return (None, Some(format!("write to the WAL failed: {e}")));
+        let mut joined = Vec::new();
+        let bytes: &[u8] = match batch {
+            [one] => &one.wal_frame,
+            _ => {
+                let records: Vec<(u64, u64, &[u8])> =
+                    batch.iter().map(|p| (p.seq, p.unix_ms, p.wal_record())).collect();
+                wal::encode_batches(&mut joined, &records);
+                &joined
+            }
+        };
+        if let Err(e) = io.write_wal(bytes, self.options.wal_size_bytes_max) {
+            return self.settle(None, Some(format!("write to the WAL failed: {e}")));
         }
         if let Err(e) = io.wal.sync() {
-            return (None, Some(format!("fsync of the WAL failed: {e}")));
+            return self.settle(None, Some(format!("fsync of the WAL failed: {e}")));
         }
         io.wal_len += bytes.len() as u64;
+        self.settle(durable, None);
         for pending in batch {
             for write in &pending.tables {
                 if let Err(e) = io.append_segment(self, write) {
-                    return (durable, Some(format!("segment write failed: {e}")));
+                    return self.settle(None, Some(format!("segment write failed: {e}")));
                 }
             }
         }
         if io.wal_len > self.options.wal_size_bytes_max
             && let Err(e) = io.checkpoint(self, last.seq, last.unix_ms)
         {
-            return (durable, Some(format!("checkpoint failed: {e}")));
+            self.settle(None, Some(format!("checkpoint failed: {e}")));
         }
-        (durable, None)
     }
 
     /// Apply one logged transaction during recovery: state and segments, no WAL write.

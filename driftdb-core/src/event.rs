@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::limits::{DOCUMENT_DEPTH_MAX, TRANSACTION_BYTES_MAX};
+use crate::msgpack::Refusal;
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value};
 
@@ -34,15 +35,19 @@ impl Event {
         key: Option<Key>,
         body: Arc<Value>,
     ) -> Result<Event> {
-        if crate::msgpack::depth_exceeds(&body, DOCUMENT_DEPTH_MAX) {
-            return Err(Error::invalid(format!(
-                "a document may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
-            )));
-        }
         let mut encoded = Vec::with_capacity(256);
         encoded.push(FIXARRAY_2);
         crate::msgpack::write_key(&mut encoded, key.as_ref())?;
-        crate::msgpack::write_value(&mut encoded, &body)?;
+        // The depth is checked during the encoding (one walk of the document, not two).
+        match crate::msgpack::write_value_within(&mut encoded, &body, DOCUMENT_DEPTH_MAX) {
+            Ok(()) => {}
+            Err(Refusal::TooDeep) => {
+                return Err(Error::invalid(format!(
+                    "a document may nest at most {DOCUMENT_DEPTH_MAX} levels of arrays and maps"
+                )));
+            }
+            Err(Refusal::Error(e)) => return Err(e),
+        }
         debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
         Ok(Event { table, kind, key, body, encoded })
     }
@@ -57,25 +62,40 @@ impl Event {
 }
 
 /// Encode one transaction record `[seq, unix_ms, [events]]`, checking the size limit.
+#[cfg(test)]
 pub(crate) fn encode_txn(seq: u64, unix_ms: u64, events: &[Event]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_txn_into(&mut out, seq, unix_ms, events)?;
+    Ok(out)
+}
+
+/// Append the transaction record `[seq, unix_ms, [events]]` to `out`, checking the size limit.
+pub(crate) fn encode_txn_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    unix_ms: u64,
+    events: &[Event],
+) -> Result<()> {
     let size: usize = events.iter().map(|e| e.encoded.len() + e.table.len() + 8).sum();
-    let mut out = Vec::with_capacity(size + 32);
-    let _ = rmp::encode::write_array_len(&mut out, 3);
-    let _ = rmp::encode::write_uint(&mut out, seq);
-    let _ = rmp::encode::write_uint(&mut out, unix_ms);
+    out.reserve(size + 32);
+    let start = out.len();
+    let _ = rmp::encode::write_array_len(out, 3);
+    let _ = rmp::encode::write_uint(out, seq);
+    let _ = rmp::encode::write_uint(out, unix_ms);
     let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
-    let _ = rmp::encode::write_array_len(&mut out, count);
+    let _ = rmp::encode::write_array_len(out, count);
     for event in events {
-        event.write_wal(&mut out);
-        if out.len() as u64 > TRANSACTION_BYTES_MAX {
+        event.write_wal(out);
+        let written = (out.len() - start) as u64;
+        if written > TRANSACTION_BYTES_MAX {
             return Err(Error::TooLarge {
                 what: "transaction",
-                size: out.len() as u64,
+                size: written,
                 limit: TRANSACTION_BYTES_MAX,
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What kind of change a history entry records.

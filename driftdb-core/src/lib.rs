@@ -59,6 +59,7 @@
 //! ```
 
 pub mod backup;
+mod bulk;
 mod commit;
 mod compaction;
 pub mod crypto;

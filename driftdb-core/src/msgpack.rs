@@ -1,7 +1,8 @@
 //! A direct msgpack encoder for [`Value`] and [`Key`]: the bytes rmp-serde writes for the same
 //! value (smallest integer form, f64 floats, str, bin, arrays, maps), without serde's
 //! per-value dispatch. Documents are decoded with rmp-serde. Recursion is bounded: callers
-//! check [`depth_exceeds`] first. msgpack is big-endian by definition, hence the allow.
+//! check [`depth_exceeds`] first, or encode with [`write_value_within`], which checks the depth
+//! as it goes. msgpack is big-endian by definition, hence the allow.
 #![allow(clippy::big_endian_bytes, clippy::cast_possible_truncation)]
 
 use crate::error::{Error, Result};
@@ -109,8 +110,37 @@ pub(crate) fn write_key<S: Sink>(out: &mut S, key: Option<&Key>) -> Result<()> {
     Ok(())
 }
 
-/// Write `value`.
+/// Write `value` (callers have checked its depth, see [`depth_exceeds`]).
 pub(crate) fn write_value<S: Sink>(out: &mut S, value: &Value) -> Result<()> {
+    write_value_within(out, value, usize::MAX).map_err(|refusal| match refusal {
+        Refusal::TooDeep => Error::invalid("a value nests too deep"),
+        Refusal::Error(e) => e,
+    })
+}
+
+/// Why [`write_value_within`] stopped.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The value nests arrays and maps deeper than allowed.
+    TooDeep,
+    /// Another encoding error.
+    Error(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Error(e)
+    }
+}
+
+/// Write `value`, refusing one that nests arrays and maps more than `max` levels deep (the
+/// check of [`depth_exceeds`], made during the walk the encoding needs anyway; `out` then
+/// holds a part of the encoding). Recursion is bounded by `max`.
+pub(crate) fn write_value_within<S: Sink>(
+    out: &mut S,
+    value: &Value,
+    max: usize,
+) -> std::result::Result<(), Refusal> {
     match value {
         Value::Null => out.byte(0xc0),
         Value::Bool(b) => out.byte(if *b { 0xc3 } else { 0xc2 }),
@@ -125,16 +155,18 @@ pub(crate) fn write_value<S: Sink>(out: &mut S, value: &Value) -> Result<()> {
             out.put(b);
         }
         Value::Array(items) => {
+            let inner = max.checked_sub(1).ok_or(Refusal::TooDeep)?;
             header(out, items.len(), Some((0x90, 15)), [0, 0xdc, 0xdd])?;
             for item in items {
-                write_value(out, item)?;
+                write_value_within(out, item, inner)?;
             }
         }
         Value::Map(map) => {
+            let inner = max.checked_sub(1).ok_or(Refusal::TooDeep)?;
             header(out, map.len(), Some((0x80, 15)), [0, 0xde, 0xdf])?;
             for (k, v) in map {
                 write_str(out, k)?;
-                write_value(out, v)?;
+                write_value_within(out, v, inner)?;
             }
         }
     }
@@ -222,5 +254,22 @@ mod tests {
         }
         assert!(depth_exceeds(&deep, 64));
         std::mem::forget(deep); // dropping a million-deep value would recurse
+    }
+
+    #[test]
+    fn write_within_refuses_exactly_what_depth_exceeds_flags() {
+        let mut v = Value::Map(crate::value::Map::new());
+        for level in 1..=5 {
+            for max in 0..=6 {
+                let mut out = Vec::new();
+                let refused =
+                    matches!(write_value_within(&mut out, &v, max), Err(Refusal::TooDeep));
+                assert_eq!(refused, depth_exceeds(&v, max), "depth {level}, max {max}");
+                if !refused {
+                    assert_eq!(out, rmp_serde::to_vec(&v).unwrap());
+                }
+            }
+            v = Value::Array(vec![Value::Int(1), v]);
+        }
     }
 }

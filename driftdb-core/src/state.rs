@@ -392,22 +392,23 @@ impl State {
             }
             EventType::Insert | EventType::Patch | EventType::SoftDelete => {
                 let schema = self.overlay_schema_of(overlay, seq, table)?;
-                let key = event.key.clone().ok_or_else(|| Error::invalid("event without a key"))?;
+                let key =
+                    event.key.as_ref().ok_or_else(|| Error::invalid("event without a key"))?;
                 key.check_size()?;
-                let current = self.overlay_doc(overlay, seq, table, &key);
+                let current = self.overlay_doc(overlay, seq, table, key);
                 let new_doc = match event.kind {
                     EventType::Insert => {
                         // The encoded [key, body] bounds the document's own encoded size.
                         let size = event.encoded.len() as u64;
                         check_document("document", &event.body, Some(size))?;
-                        let pk = event.body.get(&schema.primary_key).and_then(Key::from_value);
-                        if pk.as_ref() != Some(&key) {
+                        if !event.body.get(&schema.primary_key).is_some_and(|pk| key.is(pk)) {
                             return Err(Error::invalid(format!(
                                 "the document's primary key field `{}` must hold the key {key}",
                                 schema.primary_key
                             )));
                         }
                         if current.is_some() {
+                            let key = key.clone();
                             return Err(Error::DuplicateKey { table: table.to_owned(), key });
                         }
                         Some(change.payload.clone())
@@ -415,10 +416,11 @@ impl State {
                     EventType::Patch => {
                         check_document("patch", &event.body, Some(event.encoded.len() as u64))?;
                         let Some(current) = current else {
+                            let key = key.clone();
                             return Err(Error::KeyNotFound { table: table.to_owned(), key });
                         };
                         if let Some(pk) = event.body.get(&schema.primary_key)
-                            && Key::from_value(pk).as_ref() != Some(&key)
+                            && !key.is(pk)
                         {
                             return Err(Error::invalid(format!(
                                 "PATCH cannot change or remove the primary key field `{}`",
@@ -432,6 +434,7 @@ impl State {
                     }
                     _ => {
                         if current.is_none() {
+                            let key = key.clone();
                             return Err(Error::KeyNotFound { table: table.to_owned(), key });
                         }
                         None
@@ -440,14 +443,14 @@ impl State {
                 if let Some(doc) = &new_doc
                     && !schema.unique.is_empty()
                 {
-                    self.check_unique(overlay, table, &schema, &key, doc)?;
+                    self.check_unique(overlay, table, &schema, key, doc)?;
                 }
                 if !overlay.rows.contains_key(table) {
                     overlay.rows.insert(table.to_owned(), HashMap::default());
                 }
                 if let Some(rows) = overlay.rows.get_mut(table) {
                     let old = rows.insert(key.clone(), new_doc.clone()).flatten();
-                    overlay.written_values.on_write(table, &key, old.as_ref(), new_doc.as_ref());
+                    overlay.written_values.on_write(table, key, old.as_ref(), new_doc.as_ref());
                 }
                 change.doc = new_doc;
             }
@@ -480,6 +483,11 @@ impl State {
         }
         if events.len() != changes.len() {
             return Err(Error::invalid("events and changes do not match"));
+        }
+        if self.bulk_installable(&events) {
+            self.install_bulk(seq, events, changes)?;
+            self.commit_ms.push(unix_ms);
+            return Ok(());
         }
         for (event, change) in events.into_iter().zip(changes) {
             if !self.tables.contains_key(&*event.table) {

@@ -116,6 +116,16 @@ impl Key {
         }
     }
 
+    /// Whether `value` is this key (what [`Key::from_value`] would return for it), without
+    /// building a key.
+    pub(crate) fn is(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Key::Int(k), Value::Int(v)) => k == v,
+            (Key::Str(k), Value::String(v)) => k == v,
+            _ => false,
+        }
+    }
+
     /// The key as a document value.
     pub fn to_value(&self) -> Value {
         match self {

@@ -144,12 +144,40 @@ impl fmt::Display for FrameError {
 
 /// Append one frame to `out`.
 pub fn encode(out: &mut Vec<u8>, seq: u64, unix_ms: u64, kind: EventType, payload: &[u8]) {
+    encode_parts(out, seq, unix_ms, kind, &[payload]);
+}
+
+/// Append one frame whose payload is the concatenation of `parts` (copied once, into `out`).
+pub(crate) fn encode_parts(
+    out: &mut Vec<u8>,
+    seq: u64,
+    unix_ms: u64,
+    kind: EventType,
+    parts: &[&[u8]],
+) {
+    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(BODY_OFFSET + 10 + 8 + 1 + payload_len);
+    let start = begin(out, seq, unix_ms, kind);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    finish(out, start);
+}
+
+/// Start a frame at the end of `out`: its header with the length and CRC left at zero, then
+/// seq, time and type. The caller appends the payload and calls [`finish`] with the returned
+/// start.
+pub(crate) fn begin(out: &mut Vec<u8>, seq: u64, unix_ms: u64, kind: EventType) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0u8; BODY_OFFSET]);
     write_varint(out, seq);
     out.extend_from_slice(&unix_ms.to_le_bytes());
     out.push(kind as u8);
-    out.extend_from_slice(payload);
+    start
+}
+
+/// Fill in the length and CRC of the frame begun at `start` (it runs to the end of `out`).
+pub(crate) fn finish(out: &mut [u8], start: usize) {
     let body = out.get(start + BODY_OFFSET..).unwrap_or_default();
     let body_len = u32::try_from(body.len()).unwrap_or(u32::MAX);
     let crc = crc32fast::hash(body);

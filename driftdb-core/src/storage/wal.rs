@@ -22,8 +22,9 @@
 //! refuses with `Corrupt { file, offset }`. Requiring the chain keeps a document that happens
 //! to contain a copy of a WAL frame from turning an ordinary torn tail into a refusal.
 //!
-//! **Preallocation.** The file grows in zero-filled chunks (written and fsynced with the batch
-//! that first needs them), so most fsyncs write only data, not a new file size. Zeros after
+//! **Preallocation.** The file grows in zero-filled chunks (written right after a batch that
+//! goes past the file's end, and fsynced with it), so most fsyncs write only data, not a new
+//! file size. Zeros after
 //! the last batch are that unwritten space: the scan stops there like at a torn tail, and open
 //! cuts them off.
 //!
@@ -47,23 +48,27 @@ pub const WAL_DIR: &str = "wal";
 pub const WAL_FILE: &str = "wal.log";
 
 /// Append WAL_BATCH frames holding `records` (each `(seq, unix_ms, bytes)`) to `out`,
-/// starting a new frame whenever one would exceed the frame limit.
+/// starting a new frame whenever one would exceed the frame limit. Each record's bytes are
+/// copied once, straight into its frame.
 pub(crate) fn encode_batches(out: &mut Vec<u8>, records: &[(u64, u64, &[u8])]) {
     let limit = WAL_FRAME_BYTES_MAX as usize - 64;
-    let mut payload: Vec<u8> = Vec::new();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(records.len());
+    let mut size = 0usize;
     let mut last: Option<(u64, u64)> = None;
     for &(seq, unix_ms, bytes) in records {
-        if !payload.is_empty() && payload.len() + bytes.len() > limit {
+        if !parts.is_empty() && size + bytes.len() > limit {
             if let Some((s, t)) = last {
-                frame::encode(out, s, t, EventType::WalBatch, &payload);
+                frame::encode_parts(out, s, t, EventType::WalBatch, &parts);
             }
-            payload.clear();
+            parts.clear();
+            size = 0;
         }
-        payload.extend_from_slice(bytes);
+        parts.push(bytes);
+        size += bytes.len();
         last = Some((seq, unix_ms));
     }
     if let Some((s, t)) = last {
-        frame::encode(out, s, t, EventType::WalBatch, &payload);
+        frame::encode_parts(out, s, t, EventType::WalBatch, &parts);
     }
 }
 
