@@ -27,11 +27,12 @@
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
+use driftdb_benches::run;
 use driftdb_core::{Database, TableSchema, Value};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -45,16 +46,8 @@ const FSYNC_RECORD_BYTES: usize = 200;
 /// Records in the preallocated file of the overwrite measurement (it wraps around).
 const PREALLOC_SLOTS: u64 = 16 * 1024;
 
-/// Where the benchmark databases live.
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("DRIFTDB_BENCH_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from);
-    std::fs::create_dir_all(&root).expect("create the benchmark directory");
-    root
-}
-
 fn fresh_dir() -> TempDir {
-    tempfile::Builder::new().prefix("driftdb-bench-").tempdir_in(bench_root()).expect("tempdir")
+    run::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "driftdb-bench-").expect("tempdir")
 }
 
 /// Document `i`: about 100 bytes as JSON, e.g.
@@ -150,7 +143,7 @@ fn sqlite_bulk(data: &Dataset, synchronous: &str, autocheckpoint: bool) -> Durat
 
 fn bulk(c: &mut Criterion) {
     // Criterion's test mode runs each benchmark once, unoptimized under `cargo test`: keep it small.
-    let docs = if measuring() { BULK_DOCS } else { 1_000 };
+    let docs = if run::measuring() { BULK_DOCS } else { 1_000 };
     let data = Dataset::new(docs);
     let mut g = c.benchmark_group("bulk_100k");
     g.throughput(Throughput::Elements(docs))
@@ -281,17 +274,9 @@ criterion_group!(benches, bulk, single_commit, concurrent_commits);
 fn main() {
     benches();
     if paired_enabled() {
-        paired::run(measuring());
+        paired::run(run::measuring());
     }
     Criterion::default().configure_from_args().final_summary();
-}
-
-/// True for a real measurement (`cargo bench`), false for Criterion's test mode
-/// (`cargo test --benches`, `cargo bench -- --test`) and `--list`: the same rule Criterion uses.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag);
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
 }
 
 /// The interleaved comparison runs unless `DRIFTDB_BENCH_PAIRED=0`, `--list` is given, or a
