@@ -22,30 +22,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
-use driftdb_benches::run;
-use driftdb_core::{Database, TableSchema, Value};
+use driftdb_benches::{run, sample};
+use driftdb_core::{Database, TableSchema};
 use tempfile::TempDir;
 
 const TABLE: &str = "docs";
 
 fn fresh_dir() -> TempDir {
     run::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "driftdb-compact-").expect("tempdir")
-}
-
-fn doc(key: u64) -> Value {
-    serde_json::json!({
-        "id": format!("k{key}"),
-        "name": format!("customer-{key:06}"),
-        "amount": key,
-        "active": key.is_multiple_of(2),
-        "tags": ["red", "green", "blue"],
-    })
-    .into()
-}
-
-fn patch(key: u64, version: u64) -> Value {
-    serde_json::json!({"amount": key * 100 + version, "active": version.is_multiple_of(2), "v": version})
-        .into()
 }
 
 /// Build the table: every key inserted, then patched `versions - 1` times, one transaction
@@ -57,9 +41,10 @@ fn build(dir: &Path, keys: u64, versions: u64) -> u64 {
         let mut tx = db.begin();
         for key in 0..keys {
             if version == 0 {
-                tx.insert(TABLE, doc(key)).expect("insert");
+                tx.insert(TABLE, sample::customer(key)).expect("insert");
             } else {
-                tx.patch(TABLE, format!("k{key}"), patch(key, version)).expect("patch");
+                tx.patch(TABLE, format!("k{key}"), sample::customer_patch(key, version))
+                    .expect("patch");
             }
         }
         tx.commit().expect("commit");

@@ -14,29 +14,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use driftdb_core::{Database, TableSchema, Value};
+use driftdb_benches::sample;
+use driftdb_core::{Database, TableSchema};
 
 const TABLE: &str = "docs";
 const KEYS: u64 = 2_000;
 const VERSIONS: u64 = 50;
 const HOUR_MS: u64 = 3_600_000;
 const FOLD_AT: u64 = 46;
-
-fn doc(key: u64) -> Value {
-    serde_json::json!({
-        "id": format!("k{key}"),
-        "name": format!("customer-{key:06}"),
-        "amount": key,
-        "active": key.is_multiple_of(2),
-        "tags": ["red", "green", "blue"],
-    })
-    .into()
-}
-
-fn patch(key: u64, version: u64) -> Value {
-    serde_json::json!({"amount": key * 100 + version, "active": version.is_multiple_of(2), "v": version})
-        .into()
-}
 
 fn build(dir: &Path) {
     let db = Database::open(dir).expect("open");
@@ -47,9 +32,10 @@ fn build(dir: &Path) {
         let mut tx = db.begin();
         for key in 0..KEYS {
             if version == 0 {
-                tx.insert(TABLE, doc(key)).expect("insert");
+                tx.insert(TABLE, sample::customer(key)).expect("insert");
             } else {
-                tx.patch(TABLE, format!("k{key}"), patch(key, version)).expect("patch");
+                tx.patch(TABLE, format!("k{key}"), sample::customer_patch(key, version))
+                    .expect("patch");
             }
         }
         tx.commit().expect("commit");

@@ -11,6 +11,7 @@
 //! | [`paired`] | contenders run in turn, round after round; medians and ratios |
 //! | [`suite`] | the seven workloads of the time-travel issue and their targets |
 //! | [`memory`] | resident memory of this process (Linux `/proc/self/status`) |
+//! | [`sample`] | the customer documents and patches of the small benchmarks |
 //! | [`run`] | where a bench's databases live; whether it is measuring or only testing |
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub mod history;
 pub mod memory;
 pub mod paired;
 pub mod run;
+pub mod sample;
 pub mod suite;
 
 /// What can go wrong while building or reading a benchmark history.

@@ -1,0 +1,22 @@
+//! The customer documents and patches of the small benchmarks (compaction, snapshots,
+//! retention): about 100 bytes of JSON each, keyed `k<n>`.
+
+use driftdb_core::Value;
+
+/// Document `key`: `{"id":"k42","name":"customer-000042","amount":42,"active":true,"tags":[…]}`.
+pub fn customer(key: u64) -> Value {
+    serde_json::json!({
+        "id": format!("k{key}"),
+        "name": format!("customer-{key:06}"),
+        "amount": key,
+        "active": key.is_multiple_of(2),
+        "tags": ["red", "green", "blue"],
+    })
+    .into()
+}
+
+/// Patch `version` of document `key`: changes `amount` and `active`, sets `v`.
+pub fn customer_patch(key: u64, version: u64) -> Value {
+    serde_json::json!({"amount": key * 100 + version, "active": version.is_multiple_of(2), "v": version})
+        .into()
+}
