@@ -13,11 +13,13 @@
 
 use std::path::{Path, PathBuf};
 
-use driftdb_core::{Database, Key, TableSchema, Value};
+use driftdb_core::{Database, Key, Options, TableSchema, Value};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
-use crate::history::{Change, INDEXED_FIELD, Shape, TABLE, key_name, merge_patch};
+use crate::history::{
+    Change, INDEXED_FIELD, SNAPSHOT_EVERY_EVENTS, Shape, TABLE, key_name, merge_patch,
+};
 use crate::{Error, Result};
 
 /// `valid_to_seq` of a version that still holds.
@@ -78,6 +80,10 @@ impl Built {
         let events = json.get("events").and_then(Json::as_u64).ok_or_else(|| Error::Setup {
             reason: format!("{} has no `events` count", marker.display()),
         })?;
+        // A history built with other snapshot settings (or before snapshots) is built again.
+        if json.get("snapshot_every_events").and_then(Json::as_u64) != Some(SNAPSHOT_EVERY_EVENTS) {
+            return Ok(None);
+        }
         Ok(Some(Built { root: root.to_owned(), shape: Shape::new(events) }))
     }
 }
@@ -161,7 +167,8 @@ pub fn build(root: &Path, shape: Shape, mut progress: impl FnMut(u64)) -> Result
     if built.driftdb_dir().exists() || built.sqlite_file().exists() {
         return Err(Error::setup(format!("{} already holds a database", root.display())));
     }
-    let db = Database::open(built.driftdb_dir())?;
+    let options = Options { snapshot_every_events: SNAPSHOT_EVERY_EVENTS, ..Options::default() };
+    let db = Database::open_with(built.driftdb_dir(), options)?;
     let mut schema = TableSchema::new("id");
     schema.indexes = vec![vec![INDEXED_FIELD.to_owned()]];
     let created = db.create_table(TABLE, schema)?;
@@ -198,10 +205,17 @@ pub fn build(root: &Path, shape: Shape, mut progress: impl FnMut(u64)) -> Result
         }
         progress(shape.events_through_txn(t));
     }
+    if let Some(cause) = db.auto_snapshot_error() {
+        return Err(Error::setup(format!("an automatic snapshot failed: {cause}")));
+    }
     db.close()?;
     sqlite.finish()?;
     let marker = root.join("history.json");
-    let text = serde_json::json!({"events": shape.events}).to_string();
+    let text = serde_json::json!({
+        "events": shape.events,
+        "snapshot_every_events": SNAPSHOT_EVERY_EVENTS,
+    })
+    .to_string();
     std::fs::write(&marker, text).map_err(|e| Error::io(&marker, e))?;
     Ok(built)
 }
@@ -265,14 +279,29 @@ pub fn compacted_bytes(built: &Built) -> Result<u64> {
     let db = Database::open(&copy)?;
     db.compact_table(TABLE)?;
     db.close()?;
-    disk_bytes(&copy)
+    Ok(disk_bytes(&copy)? - snapshot_bytes(&copy)?)
+}
+
+/// The bytes of the snapshot files of a DriftDB directory (`tables/*/snapshots/`).
+pub fn snapshot_bytes(dir: &Path) -> Result<u64> {
+    let tables = dir.join("tables");
+    let mut total = 0;
+    for entry in std::fs::read_dir(&tables).map_err(|e| Error::io(&tables, e))? {
+        let snapshots = entry.map_err(|e| Error::io(&tables, e))?.path().join("snapshots");
+        if snapshots.is_dir() {
+            total += disk_bytes(&snapshots)?;
+        }
+    }
+    Ok(total)
 }
 
 /// Bytes on disk of a closed, built history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskUsage {
-    /// All files of the DriftDB directory.
+    /// All files of the DriftDB directory but its snapshot files.
     pub driftdb: u64,
+    /// Its snapshot files (derived data, written every [`SNAPSHOT_EVERY_EVENTS`] events).
+    pub driftdb_snapshots: u64,
     /// The same after `Database::compact_table` (zstd-compressed segments).
     pub driftdb_compacted: u64,
     /// The SQLite file (and its `-wal`/`-shm` files, if any are left).
@@ -304,7 +333,8 @@ pub fn disk_usage(built: &Built) -> Result<DiskUsage> {
     let sqlite_versions = pages("'versions', 'versions_key', 'versions_bucket'")?;
     let sqlite_current = pages("'current', 'current_bucket', 'sqlite_autoindex_current_1'")?;
     Ok(DiskUsage {
-        driftdb: disk_bytes(&built.driftdb_dir())?,
+        driftdb: disk_bytes(&built.driftdb_dir())? - snapshot_bytes(&built.driftdb_dir())?,
+        driftdb_snapshots: snapshot_bytes(&built.driftdb_dir())?,
         driftdb_compacted: compacted_bytes(built)?,
         sqlite_file,
         sqlite_versions,

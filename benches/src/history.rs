@@ -25,6 +25,11 @@ pub const INDEXED_FIELD: &str = "bucket";
 pub const INSERT_BATCH: u64 = 10_000;
 /// The most versions the hot key gets (the "a key that has 10,000 versions").
 pub const HOT_VERSIONS_MAX: u64 = 10_000;
+/// DriftDB writes an automatic snapshot of the table every this many events while the history
+/// is built (`Options::snapshot_every_events`), so a streamed scan `AS OF` any seq replays at
+/// most this many events after the nearest snapshot. Snapshot files are derived data: the
+/// bytes-on-disk figures count them apart.
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 10_000;
 
 /// The size and layout of a history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

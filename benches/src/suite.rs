@@ -8,7 +8,7 @@
 //! | 4 | indexed equality, now and at the middle seq | DriftDB `lookup`; SQLite with an index | ≤ 2× SQLite |
 //! | 5 | `Database::open` at 10k, 100k, 1M events | DriftDB (SQLite's open + first read for reference) | 1M < 1 s |
 //! | 6 | bytes on disk per event | both, after close | (reported) |
-//! | 7 | resident memory after open, and a scan AS OF the middle seq | DriftDB, fresh process | < 200 MB; scan < 100 MB more |
+//! | 7 | resident memory after open, and a streamed scan (`scan_stream`, from the nearest snapshot) AS OF the middle seq | DriftDB, fresh process | < 200 MB; scan < 100 MB more |
 //!
 //! Point reads rotate over 4,096 pseudo-random keys and lookups over 256 buckets, chosen
 //! before the clock starts; every read's answer goes through [`black_box`].
@@ -411,6 +411,15 @@ pub fn print_disk(rows: &[DiskRow]) {
             versions,
             r.driftdb_per_event() / versions,
             r.compacted_per_event() / versions,
+        );
+    }
+    for r in rows {
+        println!(
+            "  {:>9} events: snapshot files (derived, every {} events) {} B, {:.1} B/event",
+            r.shape.events,
+            crate::history::SNAPSHOT_EVERY_EVENTS,
+            r.usage.driftdb_snapshots,
+            r.usage.driftdb_snapshots as f64 / r.shape.events as f64
         );
     }
 }
