@@ -37,18 +37,7 @@ fn fresh_dir() -> TempDir {
 fn build(dir: &Path, keys: u64, versions: u64) -> u64 {
     let db = Database::open(dir).expect("open");
     db.create_table(TABLE, TableSchema::new("id")).expect("create table");
-    for version in 0..versions {
-        let mut tx = db.begin();
-        for key in 0..keys {
-            if version == 0 {
-                tx.insert(TABLE, sample::customer(key)).expect("insert");
-            } else {
-                tx.patch(TABLE, format!("k{key}"), sample::customer_patch(key, version))
-                    .expect("patch");
-            }
-        }
-        tx.commit().expect("commit");
-    }
+    sample::write_versions(&db, TABLE, keys, versions).expect("write the history");
     let events = db.last_seq();
     db.close().expect("close");
     events
@@ -87,16 +76,8 @@ fn copy_of(template: &Path) -> TempDir {
 /// The benchmark ids, for the name filter.
 const IDS: [&str; 3] = ["compact_100k/compact_table", "open_100k/plain", "open_100k/compacted"];
 
-/// Whether a name filter given on the command line (if any) selects one of these benchmarks;
-/// if not, the table is not even built (`cargo bench -p driftdb-benches -- paired`).
-fn selected() -> bool {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    filters.is_empty() || filters.iter().any(|f| IDS.iter().any(|id| id.contains(f.as_str())))
-}
-
 fn benches_all(c: &mut Criterion) {
-    if !selected() {
+    if !run::selected(&IDS) {
         return;
     }
     let (keys, versions) = if run::measuring() { (2_000, 50) } else { (100, 10) };

@@ -93,14 +93,8 @@ const IDS: [&str; 4] = [
     "scan_as_of_mid_200k/memory_scan",
 ];
 
-fn selected() -> bool {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    filters.is_empty() || filters.iter().any(|f| IDS.iter().any(|id| id.contains(f.as_str())))
-}
-
 fn benches_all(c: &mut Criterion) {
-    if !selected() {
+    if !run::selected(&IDS) {
         return;
     }
     let (keys, versions, every, batch) =

@@ -28,18 +28,7 @@ fn build(dir: &Path) {
     let mut schema = TableSchema::new("id");
     schema.retention_ms = Some(HOUR_MS);
     db.create_table(TABLE, schema).expect("create table");
-    for version in 0..VERSIONS {
-        let mut tx = db.begin();
-        for key in 0..KEYS {
-            if version == 0 {
-                tx.insert(TABLE, sample::customer(key)).expect("insert");
-            } else {
-                tx.patch(TABLE, format!("k{key}"), sample::customer_patch(key, version))
-                    .expect("patch");
-            }
-        }
-        tx.commit().expect("commit");
-    }
+    sample::write_versions(&db, TABLE, KEYS, VERSIONS).expect("write the history");
     db.close().expect("close");
 }
 

@@ -32,3 +32,12 @@ pub fn measuring() -> bool {
     let has = |flag: &str| args.iter().any(|a| a == flag);
     has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
 }
+
+/// Whether a name filter given on the command line (if any) selects one of `ids`; a bench
+/// whose ids are not selected skips building its data (`cargo bench -p driftdb-benches --
+/// paired` runs only the paired sections).
+pub fn selected(ids: &[&str]) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty() || filters.iter().any(|f| ids.iter().any(|id| id.contains(f.as_str())))
+}

@@ -20,3 +20,25 @@ pub fn customer_patch(key: u64, version: u64) -> Value {
     serde_json::json!({"amount": key * 100 + version, "active": version.is_multiple_of(2), "v": version})
         .into()
 }
+
+/// Write `versions` versions of keys `0..keys` into `table` of `db`, one transaction per
+/// version: the INSERT of every [`customer`], then [`customer_patch`]es.
+pub fn write_versions(
+    db: &driftdb_core::Database,
+    table: &str,
+    keys: u64,
+    versions: u64,
+) -> crate::Result<()> {
+    for version in 0..versions {
+        let mut tx = db.begin();
+        for key in 0..keys {
+            if version == 0 {
+                tx.insert(table, customer(key))?;
+            } else {
+                tx.patch(table, format!("k{key}"), customer_patch(key, version))?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
