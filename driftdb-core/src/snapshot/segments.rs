@@ -16,7 +16,7 @@ use crate::storage::compressed::{
     BLOCK_HEADER_BYTES, BlockHeader, BlockReader, COMPRESSED_SEGMENT_VERSION,
 };
 use crate::storage::frame::{
-    self, EventType, FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, Frame, SEGMENT_MAGIC,
+    self, FILE_HEADER_BYTES, FORMAT_VERSION, FileHeader, Frame, SEGMENT_MAGIC,
 };
 use crate::storage::fs::Fs;
 use crate::storage::segment::{self, FrameVisitor};
@@ -117,13 +117,7 @@ pub(crate) fn visit_plain(
     let mut reader = PlainReader::new(fs, path, len, chunk);
     let mut last_seq = 0;
     let mut checked = |at: u64, fr: &Frame<'_>, bytes: &[u8]| -> Result<()> {
-        if (fr.kind as u8) >= EventType::WalBatch as u8 {
-            return Err(Error::corrupt(path, at, format!("{} frame in a segment", fr.kind)));
-        }
-        if fr.seq < last_seq {
-            return Err(Error::corrupt(path, at, format!("seq {} after seq {last_seq}", fr.seq)));
-        }
-        last_seq = fr.seq;
+        segment::check_frame(path, at, fr, &mut last_seq)?;
         f(at, fr, bytes)
     };
     while reader.next_frame(&mut checked)?.is_some() {}
@@ -214,6 +208,7 @@ impl<'a> PlainReader<'a> {
 mod tests {
     use super::*;
     use crate::event::Event;
+    use crate::storage::frame::EventType;
     use crate::storage::sim::SimFs;
     use crate::value::{Key, Value};
 

@@ -119,13 +119,7 @@ pub(crate) fn visit_frames(
         .map_err(|e| Error::corrupt(path, 0, format!("bad segment header: {e:?}")))?;
     let mut last_seq = 0;
     let mut checked = |at: u64, fr: &Frame<'_>, bytes: &[u8]| -> Result<()> {
-        if (fr.kind as u8) >= EventType::WalBatch as u8 {
-            return Err(Error::corrupt(path, at, format!("{} frame in a segment", fr.kind)));
-        }
-        if fr.seq < last_seq {
-            return Err(Error::corrupt(path, at, format!("seq {} after seq {last_seq}", fr.seq)));
-        }
-        last_seq = fr.seq;
+        check_frame(path, at, fr, &mut last_seq)?;
         f(at, fr, bytes)
     };
     match header.version {
@@ -165,6 +159,19 @@ pub(crate) fn scan(
         Ok(())
     })?;
     Ok(out)
+}
+
+/// The rule every segment frame must meet, whoever reads it (a whole read here, a read in
+/// pieces in `snapshot/segments.rs`): a transaction event, and seqs never going back.
+pub(crate) fn check_frame(path: &Path, at: u64, fr: &Frame<'_>, last_seq: &mut u64) -> Result<()> {
+    if (fr.kind as u8) >= EventType::WalBatch as u8 {
+        return Err(Error::corrupt(path, at, format!("{} frame in a segment", fr.kind)));
+    }
+    if fr.seq < *last_seq {
+        return Err(Error::corrupt(path, at, format!("seq {} after seq {last_seq}", fr.seq)));
+    }
+    *last_seq = fr.seq;
+    Ok(())
 }
 
 #[cfg(test)]
