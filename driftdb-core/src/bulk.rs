@@ -11,12 +11,12 @@
 
 use std::sync::Arc;
 
-use smallvec::{SmallVec, smallvec};
-
+use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::state::{Change, State, TableState, Version};
-use crate::value::Key;
+use crate::state::{Change, State, TableState};
+use crate::storage::frame::EventType;
+use crate::value::{Key, Value};
 
 /// Transactions with at least this many events may be installed in bulk.
 pub(crate) const BULK_ROWS_MIN: usize = 1024;
@@ -25,10 +25,12 @@ pub(crate) const BULK_ROWS_MIN: usize = 1024;
 /// with more, one lookup per version is cheaper than rebuilding.
 const MERGE_ROWS_PER_VERSION_MAX: usize = 4;
 
-type Chain = SmallVec<[Version; 1]>;
+/// One version to install: its kind, the event's encoding (`[key, body]`) and the document
+/// after it.
+type NewVersion = (EventType, Vec<u8>, Option<Arc<Value>>);
 
 /// The versions a transaction installs in one table, in transaction order.
-type TableRows = (Arc<str>, Vec<(Key, Version)>);
+type TableRows = (Arc<str>, Vec<(Key, NewVersion)>);
 
 impl State {
     /// Whether `events` can be installed by [`State::install_bulk`].
@@ -62,8 +64,7 @@ impl State {
             let Some(key) = event.key else {
                 return Err(Error::invalid("a schema event in a bulk install"));
             };
-            let version =
-                Version { seq, kind: change.kind, payload: change.payload, doc: change.doc };
+            let version = (change.kind, event.encoded, change.doc);
             let index = match per_table.iter().rposition(|(t, _)| **t == *event.table) {
                 Some(index) => index,
                 None => {
@@ -81,12 +82,18 @@ impl State {
             };
             table.changed_seq = seq;
             if table.rows.len() > rows.len() * MERGE_ROWS_PER_VERSION_MAX {
-                for (key, version) in rows {
-                    table.rows.entry(key).or_default().push(version);
+                for (key, (kind, encoded, doc)) in rows {
+                    let body = crate::event::body_of(&encoded)?;
+                    match table.rows.get_mut(&key) {
+                        Some(chain) => chain.push(seq, kind, body, doc)?,
+                        None => {
+                            table.rows.insert(key, Chain::of(seq, kind, body, doc)?);
+                        }
+                    }
                 }
             } else {
                 rows.sort_by(|a, b| a.0.cmp(&b.0));
-                merge(table, rows);
+                merge(table, seq, rows)?;
             }
         }
         Ok(())
@@ -94,41 +101,51 @@ impl State {
 }
 
 /// Rebuild `table.rows` from its entries and `rows` (sorted by key, stably).
-fn merge(table: &mut TableState, rows: Vec<(Key, Version)>) {
+fn merge(table: &mut TableState, seq: u64, rows: Vec<(Key, NewVersion)>) -> Result<()> {
     let old = std::mem::take(&mut table.rows);
     let mut merged: Vec<(Key, Chain)> = Vec::with_capacity(old.len() + rows.len());
     let mut new = rows.into_iter().peekable();
+    let mut result = Ok(());
     for (key, chain) in old {
         while let Some((k, version)) = new.next_if(|(k, _)| *k < key) {
-            push_version(&mut merged, k, version);
+            result = result.and(push_version(&mut merged, seq, k, version));
         }
         merged.push((key, chain));
         while let Some((k, version)) =
             new.next_if(|(k, _)| merged.last().is_some_and(|(last, _)| last == k))
         {
-            push_version(&mut merged, k, version);
+            result = result.and(push_version(&mut merged, seq, k, version));
         }
     }
     for (k, version) in new {
-        push_version(&mut merged, k, version);
+        result = result.and(push_version(&mut merged, seq, k, version));
     }
-    // Sorted and without duplicate keys: the map is built in one pass.
+    // Sorted and without duplicate keys: the map is built in one pass. It is put back even
+    // after an error, so the table keeps every row it had.
     table.rows = merged.into_iter().collect();
+    result
 }
 
-/// Append `version` to the chain of `key` when it is the last entry, else start its chain.
-fn push_version(merged: &mut Vec<(Key, Chain)>, key: Key, version: Version) {
+/// Append a version to the chain of `key` when it is the last entry, else start its chain.
+fn push_version(
+    merged: &mut Vec<(Key, Chain)>,
+    seq: u64,
+    key: Key,
+    (kind, encoded, doc): NewVersion,
+) -> Result<()> {
+    let body = crate::event::body_of(&encoded)?;
     match merged.last_mut() {
-        Some((last, chain)) if *last == key => chain.push(version),
-        _ => merged.push((key, smallvec![version])),
+        Some((last, chain)) if *last == key => chain.push(seq, kind, body, doc),
+        _ => {
+            merged.push((key, Chain::of(seq, kind, body, doc)?));
+            Ok(())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::frame::EventType;
-    use crate::value::Value;
 
     /// A transaction of `n` data events on table `t`: keys in a scrambled order, some keys
     /// written several times (INSERT, then PATCH or SOFT_DELETE), strings and integers mixed.
@@ -155,20 +172,24 @@ mod tests {
         let table = state.tables.get_mut("t").unwrap();
         table.changed_seq = seq;
         for (event, change) in events.into_iter().zip(changes) {
-            let version =
-                Version { seq, kind: change.kind, payload: change.payload, doc: change.doc };
-            table.rows.entry(event.key.unwrap()).or_default().push(version);
+            let body = crate::event::body_of(&event.encoded).unwrap();
+            let chain = table.rows.entry(event.key.clone().unwrap()).or_default();
+            chain.push(seq, change.kind, body, change.doc).unwrap();
         }
     }
 
-    type Chains = Vec<(Key, Vec<(u64, EventType, Option<Value>)>)>;
+    /// Each key's versions (seq, kind, encoded body) and newest document. (The synthetic
+    /// histories are not valid ones, e.g. a PATCH after a SOFT_DELETE, so older documents are
+    /// not rebuilt here; `chain.rs` tests that.)
+    type Chains = Vec<(Key, Vec<(u64, EventType, Vec<u8>)>, Option<Value>)>;
 
     fn chains(state: &State) -> Chains {
         let rows = &state.tables.get("t").unwrap().rows;
         rows.iter()
             .map(|(k, c)| {
-                let c = c.iter().map(|v| (v.seq, v.kind, v.doc.as_deref().cloned())).collect();
-                (k.clone(), c)
+                let versions =
+                    c.versions().iter().map(|v| (v.seq, v.kind, v.body_bytes().to_vec())).collect();
+                (k.clone(), versions, c.latest().map(|d| (**d).clone()))
             })
             .collect()
     }

@@ -300,7 +300,12 @@ impl Database {
             // Lock order as commits: writer, then state (never state under the I/O lock).
             // Readers see the fold now: the old segments still hold the whole history, so a
             // read from them in between gives the same answers at every seq from the horizon.
-            self.state.write().fold_table(&plan.table, written.horizon);
+            if let Err(e) = self.state.write().fold_table(&plan.table, written.horizon) {
+                // Nothing switched yet: the state is unchanged (a fold is all or nothing) and
+                // the new files are not named by the checkpoint.
+                abandon(self.fs.as_ref(), plan);
+                return Err(e);
+            }
         }
         let mut io = self.io.lock();
         let segments = u32::try_from(written.files.len())

@@ -318,7 +318,7 @@ impl<'db> Snapshot<'db> {
     pub fn get(&self, table: &str, key: &Key) -> Result<Option<Value>> {
         let doc = {
             let state = self.db.state.read();
-            state.table(table, self.seq)?.doc_at(key, self.seq).cloned()
+            state.table(table, self.seq)?.doc_at(key, self.seq)?
         };
         Ok(doc.map(Arc::unwrap_or_clone))
     }
@@ -332,9 +332,10 @@ impl<'db> Snapshot<'db> {
             .collect())
     }
 
-    /// Like [`Snapshot::scan`], but each document is shared with the engine's in-memory state
-    /// instead of copied: no allocation per document, and nothing to free but a reference
-    /// count. Documents are immutable, so a shared one never changes under the caller.
+    /// Like [`Snapshot::scan`], but each document is shared instead of copied: a key's newest
+    /// document is shared with the engine's in-memory state (nothing to allocate, nothing to
+    /// free but a reference count); an older one is rebuilt once from its version chain.
+    /// Documents are immutable, so a shared one never changes under the caller.
     pub fn scan_shared(
         &self,
         table: &str,
@@ -346,8 +347,8 @@ impl<'db> Snapshot<'db> {
             let state = self.db.state.read();
             let t = state.table(table, self.seq)?;
             t.live_at(self.seq)
-                .map(|(key, doc)| SharedRow { key: key.clone(), doc: doc.clone() })
-                .collect()
+                .map(|row| row.map(|(key, doc)| SharedRow { key: key.clone(), doc }))
+                .collect::<Result<_>>()?
         };
         Ok(visible.into_iter().filter(|row| filter(&row.doc)).collect())
     }
@@ -362,20 +363,24 @@ impl<'db> Snapshot<'db> {
             .get(table)
             .filter(|t| t.schemas.first().is_some_and(|s| s.seq <= self.seq))
             .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })?;
-        let versions = t.rows.get(key).map(|v| v.as_slice()).unwrap_or_default();
-        Ok(versions
-            .iter()
-            .take_while(|v| v.seq <= self.seq)
-            .filter_map(|v| {
-                Some(HistoryEntry {
+        let mut entries = Vec::new();
+        let Some(chain) = t.rows.get(key) else { return Ok(entries) };
+        chain.walk(|v, doc| {
+            if v.seq > self.seq {
+                return Ok(());
+            }
+            if let Some(kind) = ChangeKind::from_event(v.kind) {
+                entries.push(HistoryEntry {
                     seq: v.seq,
                     unix_ms: state.commit_time(v.seq).unwrap_or(0),
-                    kind: ChangeKind::from_event(v.kind)?,
-                    payload: (*v.payload).clone(),
-                    document: v.doc.as_ref().map(|d| (**d).clone()),
-                })
-            })
-            .collect())
+                    kind,
+                    payload: v.body()?,
+                    document: doc.map(|d| (**d).clone()),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(entries)
     }
 
     /// Counts of `table` at this seq: keys ever written (in any incarnation), live rows,
@@ -384,15 +389,15 @@ impl<'db> Snapshot<'db> {
         let state = self.db.state.read();
         let t = state.table(table, self.seq)?;
         let mut stats = TableStats::default();
-        for (key, versions) in &t.rows {
-            let n = versions.partition_point(|v| v.seq <= self.seq);
+        for (key, chain) in &t.rows {
+            let n = chain.versions().partition_point(|v| v.seq <= self.seq);
             if n == 0 {
                 continue;
             }
             stats.keys += 1;
             stats.versions += n as u64;
             stats.max_versions_per_key = stats.max_versions_per_key.max(n as u64);
-            if t.doc_at(key, self.seq).is_some() {
+            if t.is_live_at(key, self.seq) {
                 stats.live_rows += 1;
             }
         }
@@ -420,9 +425,9 @@ impl<'db> Snapshot<'db> {
                 rows.push(Row { key: candidate.key, doc: Arc::unwrap_or_clone(doc) });
                 continue;
             }
-            let Some(doc) = t.doc_at(&candidate.key, self.seq) else { continue };
-            if crate::index::indexed(Some(doc), &path).as_ref() == Some(&wanted) {
-                rows.push(Row { key: candidate.key, doc: (**doc).clone() });
+            let Some(doc) = t.doc_at(&candidate.key, self.seq)? else { continue };
+            if crate::index::indexed(Some(&doc), &path).as_ref() == Some(&wanted) {
+                rows.push(Row { key: candidate.key, doc: Arc::unwrap_or_clone(doc) });
             }
         }
         Ok(Some(rows))

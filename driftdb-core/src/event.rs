@@ -61,6 +61,15 @@ impl Event {
     }
 }
 
+/// The body in an encoded `[key, body]`.
+pub(crate) fn body_of(encoded: &[u8]) -> Result<&[u8]> {
+    let rest = encoded.get(1..).unwrap_or_default();
+    crate::msgpack::key_len(rest)
+        .and_then(|n| rest.get(n..))
+        .filter(|body| !body.is_empty())
+        .ok_or_else(|| Error::invalid("an event's encoding does not start with its key"))
+}
+
 /// Encode one transaction record `[seq, unix_ms, [events]]`, checking the size limit.
 #[cfg(test)]
 pub(crate) fn encode_txn(seq: u64, unix_ms: u64, events: &[Event]) -> Result<Vec<u8>> {

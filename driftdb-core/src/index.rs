@@ -29,10 +29,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use foldhash::HashMap;
-use smallvec::SmallVec;
 
+use crate::chain::Chain;
+use crate::error::Result;
 use crate::schema::TableSchema;
-use crate::state::Version;
 use crate::value::{Key, Value};
 
 /// A value as an index key: ordered, and equal exactly when DriftQL's `=` says so for scalars.
@@ -82,8 +82,13 @@ pub(crate) fn indexed(doc: Option<&Arc<Value>>, path: &[String]) -> Option<Index
     doc.and_then(|d| at_path(d, path)).and_then(IndexValue::of)
 }
 
-/// Seq ranges `[from, to)` that have ended; most keys hold a value once, so one is inline.
-type Ranges = SmallVec<[(u64, u64); 1]>;
+/// A seq range `[from, to)` in which `key` held a value, ended by a later version.
+#[derive(Debug, Clone)]
+struct Closed {
+    key: Key,
+    from: u64,
+    to: u64,
+}
 
 /// A key that holds the value now: since `from`, and its latest version is `doc`, installed
 /// at `doc_seq` (a later version that kept the value moves `doc` on, see `on_version`).
@@ -91,7 +96,8 @@ type Ranges = SmallVec<[(u64, u64); 1]>;
 struct Holder {
     from: u64,
     doc_seq: u64,
-    doc: Arc<Value>,
+    /// `None` only between [`FieldIndex::release`] and the [`FieldIndex::on_change`] after it.
+    doc: Option<Arc<Value>>,
 }
 
 /// A candidate of a lookup: the key, and its document when the index could vouch for it.
@@ -108,9 +114,10 @@ pub(crate) struct FieldIndex {
     /// The field path, split at dots.
     pub path: Vec<String>,
     /// value → key → the key's open range `[from, ∞)` and latest document.
-    live: HashMap<IndexValue, BTreeMap<Key, Holder>>,
-    /// value → key → the ranges `[from, to)` in which the key held the value before.
-    closed: HashMap<IndexValue, BTreeMap<Key, Ranges>>,
+    live: HashMap<IndexValue, HashMap<Key, Holder>>,
+    /// value → the ranges in which keys held the value before, in the order they ended
+    /// (a list, not a map: it is only ever appended to, and read whole by a lookup).
+    closed: HashMap<IndexValue, Vec<Closed>>,
     /// The largest `to` of any closed range: a lookup at or after it needs only `live`.
     closed_until: u64,
 }
@@ -130,6 +137,28 @@ impl FieldIndex {
         seq: u64,
     ) {
         let before = indexed(old, &self.path);
+        self.on_change(key, before, new, seq);
+    }
+
+    /// Let go of the index's reference to the latest document of `key`, which holds `before`
+    /// (so the caller can change that document in place when nothing else shares it). The
+    /// next call for the key must be [`FieldIndex::on_change`] with the same `before`.
+    pub fn release(&mut self, key: &Key, before: Option<&IndexValue>) {
+        if let Some(holder) =
+            before.and_then(|v| self.live.get_mut(v)).and_then(|keys| keys.get_mut(key))
+        {
+            holder.doc = None;
+        }
+    }
+
+    /// [`FieldIndex::on_version`] given the value the old document held at the path.
+    pub fn on_change(
+        &mut self,
+        key: &Key,
+        before: Option<IndexValue>,
+        new: Option<&Arc<Value>>,
+        seq: u64,
+    ) {
         let after = indexed(new, &self.path);
         if before == after {
             // Same value (or none): only the latest document moves on.
@@ -137,7 +166,7 @@ impl FieldIndex {
                 && let Some(holder) = self.live.get_mut(value).and_then(|keys| keys.get_mut(key))
             {
                 holder.doc_seq = seq;
-                holder.doc = doc.clone();
+                holder.doc = Some(doc.clone());
             }
             return;
         }
@@ -148,18 +177,22 @@ impl FieldIndex {
             if keys.is_empty() {
                 self.live.remove(&value);
             }
-            self.closed
-                .entry(value)
-                .or_default()
-                .entry(key.clone())
-                .or_default()
-                .push((holder.from, seq));
+            self.closed.entry(value).or_default().push(Closed {
+                key: key.clone(),
+                from: holder.from,
+                to: seq,
+            });
             self.closed_until = self.closed_until.max(seq);
         }
         if let (Some(value), Some(doc)) = (after, new) {
-            let holder = Holder { from: seq, doc_seq: seq, doc: doc.clone() };
+            let holder = Holder { from: seq, doc_seq: seq, doc: Some(doc.clone()) };
             self.live.entry(value).or_default().insert(key.clone(), holder);
         }
+    }
+
+    /// Give back the spare capacity of the lists of ended ranges (they grow by doubling).
+    pub fn shrink_to_fit(&mut self) {
+        self.closed.values_mut().for_each(Vec::shrink_to_fit);
     }
 
     /// The keys whose document held `value` at `seq` (possibly with extra keys; re-check).
@@ -179,21 +212,24 @@ impl FieldIndex {
                     let current = holder.doc_seq <= seq && holder.doc_seq >= incarnation;
                     out.push(Candidate {
                         key: key.clone(),
-                        doc: current.then(|| holder.doc.clone()),
+                        doc: holder.doc.clone().filter(|_| current),
                     });
                 }
             }
+            out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         }
         if seq < self.closed_until
-            && let Some(keys) = self.closed.get(value)
+            && let Some(ranges) = self.closed.get(value)
         {
             let live_count = out.len();
-            for (key, ranges) in keys {
-                if ranges.iter().any(|(from, to)| *from <= seq && seq < *to) {
-                    out.push(Candidate { key: key.clone(), doc: None });
+            for range in ranges {
+                if range.from <= seq && seq < range.to {
+                    out.push(Candidate { key: range.key.clone(), doc: None });
                 }
             }
             if out.len() > live_count {
+                // Stable: of a key's candidates, the one from `live` (with its document) stays
+                // first, and a key that held the value in several ranges is kept once.
                 out.sort_by(|a, b| a.key.cmp(&b.key));
                 // A key may have a closed range and the open one; keep one candidate.
                 out.dedup_by(|later, earlier| {
@@ -236,8 +272,8 @@ pub(crate) fn declared_paths(schema: &TableSchema) -> Vec<Vec<String>> {
 pub(crate) fn sync(
     indexes: &mut Vec<FieldIndex>,
     schema: &TableSchema,
-    rows: &BTreeMap<Key, SmallVec<[Version; 1]>>,
-) {
+    rows: &BTreeMap<Key, Chain>,
+) -> Result<()> {
     let wanted = declared_paths(schema);
     indexes.retain(|i| wanted.contains(&i.path));
     for path in wanted {
@@ -245,15 +281,17 @@ pub(crate) fn sync(
             continue;
         }
         let mut index = FieldIndex::new(path);
-        for (key, versions) in rows {
-            let mut previous: Option<&Arc<Value>> = None;
-            for version in versions {
-                index.on_version(key, previous, version.doc.as_ref(), version.seq);
-                previous = version.doc.as_ref();
-            }
+        for (key, chain) in rows {
+            let mut previous: Option<Arc<Value>> = None;
+            chain.walk(|version, doc| {
+                index.on_version(key, previous.as_ref(), doc, version.seq);
+                previous = doc.cloned();
+                Ok(())
+            })?;
         }
         indexes.push(index);
     }
+    Ok(())
 }
 
 #[cfg(test)]

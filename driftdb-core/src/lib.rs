@@ -60,6 +60,7 @@
 
 pub mod backup;
 mod bulk;
+mod chain;
 mod commit;
 mod compaction;
 pub mod crypto;
@@ -71,7 +72,9 @@ mod index;
 mod isolation;
 pub mod limits;
 mod msgpack;
+mod msgpack_read;
 mod recovery;
+mod replay;
 mod retention;
 mod schema;
 mod snapshot;

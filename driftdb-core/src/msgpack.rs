@@ -1,6 +1,6 @@
 //! A direct msgpack encoder for [`Value`] and [`Key`]: the bytes rmp-serde writes for the same
 //! value (smallest integer form, f64 floats, str, bin, arrays, maps), without serde's
-//! per-value dispatch. Documents are decoded with rmp-serde. Recursion is bounded: callers
+//! per-value dispatch. Decoding is in `msgpack_read.rs` (rmp-serde where that one declines). Recursion is bounded: callers
 //! check [`depth_exceeds`] first, or encode with [`write_value_within`], which checks the depth
 //! as it goes. msgpack is big-endian by definition, hence the allow.
 #![allow(clippy::big_endian_bytes, clippy::cast_possible_truncation)]
@@ -98,6 +98,26 @@ fn write_str<S: Sink>(out: &mut S, s: &str) -> Result<()> {
     header(out, s.len(), Some((0xa0, 31)), [0xd9, 0xda, 0xdb])?;
     out.put(s.as_bytes());
     Ok(())
+}
+
+/// The length of the encoded key (nil, an integer or a string) at the start of `bytes`, as
+/// [`write_key`] writes it; `None` when `bytes` does not start with one.
+pub(crate) fn key_len(bytes: &[u8]) -> Option<usize> {
+    let marker = *bytes.first()?;
+    let at = |i: usize| bytes.get(i).copied().map(usize::from);
+    let len = match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 => 1,
+        0xcc | 0xd0 => 2,
+        0xcd | 0xd1 => 3,
+        0xce | 0xd2 => 5,
+        0xcf | 0xd3 => 9,
+        0xa0..=0xbf => 1 + usize::from(marker & 0x1f),
+        0xd9 => 2 + at(1)?,
+        0xda => 3 + (at(1)? << 8 | at(2)?),
+        0xdb => 5 + (at(1)? << 24 | at(2)? << 16 | at(3)? << 8 | at(4)?),
+        _ => return None,
+    };
+    (len <= bytes.len()).then_some(len)
 }
 
 /// Write `key` (nil when absent).

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use parking_lot::{Mutex, RwLock};
@@ -30,11 +31,11 @@ use crate::commit::{
 };
 use crate::db::{Database, Options};
 use crate::error::{Error, Result};
-use crate::event::{Event, TxnRecord};
+use crate::event::TxnRecord;
 use crate::schema::validate_table_name;
-use crate::state::State;
+use crate::state::{Chain, State};
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet};
-use crate::storage::frame::FILE_HEADER_BYTES;
+use crate::storage::frame::{EventType, FILE_HEADER_BYTES};
 use crate::storage::fs::{Fs, write_atomic};
 use crate::storage::segment::{self, SEGMENTS_DIR};
 use crate::storage::segment_set;
@@ -187,7 +188,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             "table directory named by the checkpoint is missing",
         ));
     }
-    let mut by_seq: BTreeMap<u64, (u64, Vec<Event>)> = BTreeMap::new();
+    let mut raw_tables: Vec<RawTable> = Vec::new();
     let mut cuts: Vec<(PathBuf, u64)> = Vec::new();
     let mut strays: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
     let mut open_segments: Vec<(String, u32, PathBuf)> = Vec::new();
@@ -200,12 +201,14 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         let pos = cp.tables.get(&name);
         let files = segment_set::table_files(fs, &seg_dir, pos)?;
         let mut table_last_seq: Option<u64> = None;
+        let mut raw = RawTable { name: Arc::from(name.as_str()), ..RawTable::default() };
         for file in &files.live {
             let path = &file.path;
             let data = fs.read(path).map_err(io_at(path))?;
             let trusted = file.trusted_len.unwrap_or(data.len() as u64);
-            let events = segment::scan(path, &name, &data, trusted)?;
-            if let (Some(previous), Some(first)) = (table_last_seq, events.first())
+            let first_event = raw.events.len();
+            raw.read(path, &data, trusted)?;
+            if let (Some(previous), Some(first)) = (table_last_seq, raw.events.get(first_event))
                 && first.seq <= previous
             {
                 return Err(Error::corrupt(
@@ -217,14 +220,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
                     ),
                 ));
             }
-            table_last_seq = events.last().map(|e| e.seq).or(table_last_seq);
-            for ev in events {
-                let entry = by_seq.entry(ev.seq).or_insert((ev.unix_ms, Vec::new()));
-                if entry.0 != ev.unix_ms {
-                    return Err(Error::corrupt(path, 0, format!("seq {} has two times", ev.seq)));
-                }
-                entry.1.push(ev.event);
-            }
+            table_last_seq = raw.events.last().map(|e| e.seq).or(table_last_seq);
             if data.len() as u64 > trusted {
                 cuts.push((path.clone(), trusted));
             }
@@ -232,6 +228,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         if !files.strays.is_empty() {
             strays.push((seg_dir.clone(), files.strays));
         }
+        raw_tables.push(raw);
         if let Some(pos) = pos {
             let path = seg_dir.join(segment::segment_name(pos.segment));
             open_segments.push((name.clone(), pos.segment, path));
@@ -245,7 +242,28 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
     // Seqs below a retention horizon may have lost all their events to the fold (see
     // `retention.rs`): they are installed empty, with the commit time of the seq before.
     let folded_below = compacted.values().map(|c: &CompactedSet| c.horizon).max().unwrap_or(0);
-    for (seq, (unix_ms, events)) in by_seq {
+    // Install transaction by transaction, in seq order across the tables (a k-way merge of
+    // their event lists): each event is decoded just before its install and its document is
+    // freed right after unless it is a key's newest, so the open never holds the history
+    // decoded at once.
+    while let Some(seq) = raw_tables.iter().filter_map(RawTable::next_seq).min() {
+        let mut unix_ms = None;
+        let mut events = Vec::new();
+        for raw in &mut raw_tables {
+            while let Some(e) = raw.events.get(raw.pos).filter(|e| e.seq == seq) {
+                let path = raw.paths.get(e.file).cloned().unwrap_or_default();
+                if unix_ms.is_some_and(|ms| ms != e.unix_ms) {
+                    return Err(Error::corrupt(path, 0, format!("seq {seq} has two times")));
+                }
+                unix_ms = Some(e.unix_ms);
+                let payload = raw.arena.get(e.start..e.start + e.len).unwrap_or_default();
+                let event = segment::decode_payload_of(&raw.name, e.kind, payload)
+                    .map_err(|reason| Error::corrupt(&path, e.at, reason))?;
+                events.push(event);
+                raw.pos += 1;
+            }
+        }
+        let unix_ms = unix_ms.unwrap_or(0);
         let replay = |e: Error| {
             Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
         };
@@ -254,13 +272,17 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             let ms = state.commit_ms.last().copied().unwrap_or(0);
             state.install(empty, ms, Vec::new(), Vec::new()).map_err(replay)?;
         }
-        let changes = state.prepare(&events).map_err(replay)?;
-        state.install(seq, unix_ms, events, changes).map_err(replay)?;
+        state.replay(seq, unix_ms, events).map_err(replay)?;
     }
     for (name, set) in &compacted {
         if let Some(t) = state.tables.get_mut(name) {
             t.horizon = set.horizon;
         }
+    }
+    // The chains and index lists grew by doubling while they were read; give the room back.
+    for t in state.tables.values_mut() {
+        t.rows.values_mut().for_each(Chain::shrink_to_fit);
+        t.indexes.iter_mut().for_each(crate::index::FieldIndex::shrink_to_fit);
     }
     if state.last_seq() != cp.seq {
         return Err(Error::corrupt(
@@ -289,6 +311,55 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         writers.insert(name, SegmentWriter::new(id, file, false));
     }
     Ok((state, writers, compacted))
+}
+
+/// A segment event read but not decoded yet: where its payload is in [`RawTable::arena`].
+struct RawEvent {
+    seq: u64,
+    unix_ms: u64,
+    kind: EventType,
+    /// Index of its file in [`RawTable::paths`], and the offset damage in it is reported at.
+    file: usize,
+    at: u64,
+    start: usize,
+    len: usize,
+}
+
+/// The events of one table's live segments, in order, with their payloads in one buffer.
+#[derive(Default)]
+struct RawTable {
+    name: Arc<str>,
+    paths: Vec<PathBuf>,
+    arena: Vec<u8>,
+    events: Vec<RawEvent>,
+    /// The next event to install.
+    pos: usize,
+}
+
+impl RawTable {
+    /// Check every frame in the first `trusted` bytes of one segment file and keep its payload.
+    fn read(&mut self, path: &Path, data: &[u8], trusted: u64) -> Result<()> {
+        let file = self.paths.len();
+        self.paths.push(path.to_path_buf());
+        segment::visit_frames(path, data, trusted, &mut |at, f, _| {
+            let start = self.arena.len();
+            self.arena.extend_from_slice(f.payload);
+            self.events.push(RawEvent {
+                seq: f.seq,
+                unix_ms: f.unix_ms,
+                kind: f.kind,
+                file,
+                at,
+                start,
+                len: f.payload.len(),
+            });
+            Ok(())
+        })
+    }
+
+    fn next_seq(&self) -> Option<u64> {
+        self.events.get(self.pos).map(|e| e.seq)
+    }
 }
 
 /// Apply the WAL's transactions that the segments do not hold yet. Returns whether any was.

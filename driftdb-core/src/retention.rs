@@ -142,8 +142,9 @@ pub(crate) fn plan_fold(
     let mut out = Vec::new();
     frame::encode(&mut out, horizon, unix_ms, EventType::CreateTable, &create.encoded);
     frames.push(out);
-    for (key, doc) in t.live_at(horizon) {
-        let insert = Event::new(name.clone(), EventType::Insert, Some(key.clone()), doc.clone())?;
+    for row in t.live_at(horizon) {
+        let (key, doc) = row?;
+        let insert = Event::new(name.clone(), EventType::Insert, Some(key.clone()), doc)?;
         let mut out = Vec::new();
         frame::encode(&mut out, horizon, unix_ms, EventType::Insert, &insert.encoded);
         frames.push(out);

@@ -3,15 +3,15 @@
 //! version at or before N, so every read sees whole transactions only.
 //!
 //! The state is derived: it is rebuilt on open from the segments and the WAL.
-//! Memory per version: the seq, the kind, and shared pointers to the event's payload and the
-//! resulting document (`Arc<Value>`; an INSERT shares one value for both).
+//! Memory per version: the seq, the kind and the encoded event body; only the newest
+//! document of each key is held decoded (see [`crate::chain`]).
 
 use std::collections::{BTreeMap, HashSet};
 
 use foldhash::HashMap;
-use smallvec::SmallVec;
 use std::sync::Arc;
 
+pub(crate) use crate::chain::Chain;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::index::FieldIndex;
@@ -19,17 +19,6 @@ use crate::schema::TableSchema;
 use crate::storage::frame::EventType;
 use crate::unique::WrittenValues;
 use crate::value::{Key, Value, check_document};
-
-/// One version of one key.
-#[derive(Debug, Clone)]
-pub(crate) struct Version {
-    pub seq: u64,
-    pub kind: EventType,
-    /// What the event carried (the document, the patch, or null).
-    pub payload: Arc<Value>,
-    /// The document after the event; `None` once soft-deleted.
-    pub doc: Option<Arc<Value>>,
-}
 
 /// One version of a table's schema.
 #[derive(Debug, Clone)]
@@ -44,8 +33,8 @@ pub(crate) struct SchemaVersion {
 #[derive(Debug, Default)]
 pub(crate) struct TableState {
     pub schemas: Vec<SchemaVersion>,
-    /// Most keys have one version: the first is stored inline.
-    pub rows: BTreeMap<Key, SmallVec<[Version; 1]>>,
+    /// Each key's chain of versions.
+    pub rows: BTreeMap<Key, Chain>,
     /// The seq of the last change to the table: a row or the schema (for conflict checks).
     pub changed_seq: u64,
     /// The declared secondary indexes, kept in step with `rows` (see `index.rs`).
@@ -110,43 +99,47 @@ impl TableState {
     /// builds from a folded compacted set: the schema at `horizon` as a CREATE at `horizon`,
     /// one INSERT version at `horizon` per key live then (sharing its document), every later
     /// version kept; versions before it are dropped (their memory freed) and the indexes are
-    /// rebuilt. The caller checked that the table is live at `horizon`.
-    pub fn fold(&mut self, horizon: u64) {
-        let Some(base) = self.schema_at(horizon).cloned() else { return };
+    /// rebuilt. The caller checked that the table is live at `horizon`. On error the table is
+    /// unchanged: the folded table is built aside and swapped in whole.
+    pub fn fold(&mut self, horizon: u64) -> Result<()> {
+        let Some(base) = self.schema_at(horizon).cloned() else { return Ok(()) };
         let old_incarnation = base.created_seq;
         let later = self.schemas.partition_point(|s| s.seq <= horizon);
         let mut schemas = vec![SchemaVersion { seq: horizon, created_seq: horizon, ..base }];
-        for mut s in self.schemas.drain(later..) {
+        for s in self.schemas.iter().skip(later) {
+            let mut s = s.clone();
             if s.created_seq == old_incarnation {
                 s.created_seq = horizon;
             }
             schemas.push(s);
         }
+        let mut rows = BTreeMap::new();
+        for (key, chain) in &self.rows {
+            let n = chain.versions().partition_point(|v| v.seq <= horizon);
+            let mut kept = Chain::default();
+            if let Some(doc) = chain.doc_at(horizon, old_incarnation)? {
+                let mut body = Vec::new();
+                crate::msgpack::write_value(&mut body, &doc)?;
+                kept.push(horizon, EventType::Insert, &body, Some(doc))?;
+            }
+            for i in n..chain.versions().len() {
+                let Some(v) = chain.versions().get(i) else { continue };
+                kept.push(v.seq, v.kind, v.body_bytes(), chain.doc_of(i)?)?;
+            }
+            if !kept.versions().is_empty() {
+                rows.insert(key.clone(), kept);
+            }
+        }
+        let mut indexes = Vec::new();
+        if let Some(schema) = schemas.last().and_then(|s| s.schema.clone()) {
+            crate::index::sync(&mut indexes, &schema, &rows)?;
+        }
         self.schemas = schemas;
-        let rows = std::mem::take(&mut self.rows);
-        for (key, versions) in rows {
-            let n = versions.partition_point(|v| v.seq <= horizon);
-            let live = chain_doc_at(&versions, horizon, old_incarnation).cloned();
-            let mut kept: SmallVec<[Version; 1]> = SmallVec::new();
-            if let Some(doc) = live {
-                kept.push(Version {
-                    seq: horizon,
-                    kind: EventType::Insert,
-                    payload: doc.clone(),
-                    doc: Some(doc),
-                });
-            }
-            kept.extend(versions.into_iter().skip(n));
-            if !kept.is_empty() {
-                self.rows.insert(key, kept);
-            }
-        }
-        self.indexes.clear();
-        if let Some(schema) = self.schemas.last().and_then(|s| s.schema.clone()) {
-            crate::index::sync(&mut self.indexes, &schema, &self.rows);
-        }
+        self.rows = rows;
+        self.indexes = indexes;
         self.changed_seq = self.changed_seq.max(horizon);
         self.horizon = horizon;
+        Ok(())
     }
 
     pub fn schema_at(&self, seq: u64) -> Option<&SchemaVersion> {
@@ -154,33 +147,28 @@ impl TableState {
     }
 
     /// The live document of `key` at `seq`, if the table and the key are live then.
-    pub fn doc_at(&self, key: &Key, seq: u64) -> Option<&Arc<Value>> {
-        let incarnation = self.schema_at(seq)?.created_seq;
-        chain_doc_at(self.rows.get(key)?, seq, incarnation)
+    pub fn doc_at(&self, key: &Key, seq: u64) -> Result<Option<Arc<Value>>> {
+        let Some(incarnation) = self.schema_at(seq).map(|s| s.created_seq) else { return Ok(None) };
+        match self.rows.get(key) {
+            Some(chain) => chain.doc_at(seq, incarnation),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether `key` is live at `seq` (as [`TableState::doc_at`], without rebuilding it).
+    pub fn is_live_at(&self, key: &Key, seq: u64) -> bool {
+        let incarnation = self.schema_at(seq).map(|s| s.created_seq);
+        incarnation.zip(self.rows.get(key)).is_some_and(|(inc, chain)| chain.live_at(seq, inc))
     }
 
     /// Every key live at `seq` with its document, in primary-key order (one pass over the
     /// chains, no lookup per key); nothing when the table is not live then.
-    pub fn live_at(&self, seq: u64) -> impl Iterator<Item = (&Key, &Arc<Value>)> {
+    pub fn live_at(&self, seq: u64) -> impl Iterator<Item = Result<(&Key, Arc<Value>)>> {
         let incarnation = self.schema_at(seq).map(|s| s.created_seq);
-        self.rows.iter().filter_map(move |(key, versions)| {
-            Some((key, chain_doc_at(versions, seq, incarnation?)?))
+        self.rows.iter().filter_map(move |(key, chain)| {
+            chain.doc_at(seq, incarnation?).transpose().map(|doc| doc.map(|d| (key, d)))
         })
     }
-}
-
-/// The live document in one key's version chain at `seq`, counting only versions of the
-/// incarnation of the table created at `incarnation`.
-pub(crate) fn chain_doc_at(
-    versions: &[Version],
-    seq: u64,
-    incarnation: u64,
-) -> Option<&Arc<Value>> {
-    let version = last_at(versions, seq, |v| v.seq)?;
-    if version.seq < incarnation {
-        return None;
-    }
-    version.doc.as_ref()
 }
 
 impl State {
@@ -189,9 +177,9 @@ impl State {
     /// before (0 for seq 1), as recovery does: its own time is not kept on disk. No read can
     /// tell but a time lookup, and that resolves to a seq with the same answers (no table has
     /// events there, and the folded table refuses reads before `horizon`).
-    pub fn fold_table(&mut self, table: &str, horizon: u64) {
-        let Some(t) = self.tables.get_mut(table) else { return };
-        t.fold(horizon);
+    pub fn fold_table(&mut self, table: &str, horizon: u64) -> Result<()> {
+        let Some(t) = self.tables.get_mut(table) else { return Ok(()) };
+        t.fold(horizon)?;
         if self.last_ddl.0 < horizon {
             // The base's CREATE at the horizon, as recovery installs it.
             self.last_ddl = (horizon, table.to_owned());
@@ -205,7 +193,7 @@ impl State {
         };
         for t in self.tables.values() {
             t.schemas.iter().for_each(|s| mark(s.seq));
-            t.rows.values().flatten().for_each(|v| mark(v.seq));
+            t.rows.values().flat_map(Chain::versions).for_each(|v| mark(v.seq));
         }
         let mut previous = 0;
         for (ms, has) in self.commit_ms.iter_mut().zip(has_events) {
@@ -214,13 +202,14 @@ impl State {
             }
             previous = *ms;
         }
+        Ok(())
     }
 
     /// The seq of the last change (in any incarnation) to `key` of `table`; 0 if none.
     /// Pending commits count: they are ordered before any transaction still validating.
     pub fn key_changed_seq(&self, table: &str, key: &Key) -> u64 {
         let versions = self.tables.get(table).and_then(|t| t.rows.get(key));
-        versions.and_then(|v| v.last()).map_or(0, |v| v.seq)
+        versions.and_then(Chain::last).map_or(0, |v| v.seq)
     }
 
     /// The seq of the last CREATE, ALTER or DROP of `table`; 0 if none.
@@ -285,14 +274,17 @@ impl State {
         seq: u64,
         table: &str,
         key: &Key,
-    ) -> Option<Arc<Value>> {
+    ) -> Result<Option<Arc<Value>>> {
         if let Some(doc) = overlay.rows.get(table).and_then(|rows| rows.get(key)) {
-            return doc.clone();
+            return Ok(doc.clone());
         }
         if overlay.fresh_tables.contains(table) {
-            return None;
+            return Ok(None);
         }
-        self.tables.get(table)?.doc_at(key, seq).cloned()
+        match self.tables.get(table) {
+            Some(t) => t.doc_at(key, seq),
+            None => Ok(None),
+        }
     }
 
     /// Every live row of `table` as the transaction sees it (at `seq`), in primary-key order.
@@ -307,7 +299,10 @@ impl State {
         if !overlay.fresh_tables.contains(table)
             && let Some(t) = self.tables.get(table)
         {
-            rows.extend(t.live_at(seq).map(|(key, doc)| (key.clone(), doc.clone())));
+            for row in t.live_at(seq) {
+                let (key, doc) = row?;
+                rows.insert(key.clone(), doc);
+            }
         }
         if let Some(written) = overlay.rows.get(table) {
             for (key, doc) in written {
@@ -395,7 +390,7 @@ impl State {
                 let key =
                     event.key.as_ref().ok_or_else(|| Error::invalid("event without a key"))?;
                 key.check_size()?;
-                let current = self.overlay_doc(overlay, seq, table, key);
+                let current = self.overlay_doc(overlay, seq, table, key)?;
                 let new_doc = match event.kind {
                     EventType::Insert => {
                         // The encoded [key, body] bounds the document's own encoded size.
@@ -508,18 +503,12 @@ impl State {
                         // Dropped and re-created in this transaction: rows written before the
                         // drop, at this same seq, are not live in the new incarnation. Mark
                         // them with a version that has no document (history skips its kind).
-                        for (key, versions) in table.rows.iter_mut() {
-                            if versions.last().is_some_and(|v| v.seq == seq && v.doc.is_some()) {
-                                let old = versions.last().and_then(|v| v.doc.as_ref());
+                        for (key, chain) in table.rows.iter_mut() {
+                            if chain.last().is_some_and(|v| v.seq == seq && v.has_doc()) {
                                 for index in &mut table.indexes {
-                                    index.on_version(key, old, None, seq);
+                                    index.on_version(key, chain.latest(), None, seq);
                                 }
-                                versions.push(Version {
-                                    seq,
-                                    kind: EventType::DropTable,
-                                    payload: Arc::new(Value::Null),
-                                    doc: None,
-                                });
+                                chain.push(seq, EventType::DropTable, crate::chain::NIL, None)?;
                             }
                         }
                     }
@@ -529,25 +518,26 @@ impl State {
                         table.schemas.last().map_or(seq, |s| s.created_seq)
                     };
                     if let Some(schema) = &change.schema {
-                        crate::index::sync(&mut table.indexes, schema, &table.rows);
+                        crate::index::sync(&mut table.indexes, schema, &table.rows)?;
                     }
                     table.schemas.push(SchemaVersion { seq, schema: change.schema, created_seq });
                 }
                 _ => {
                     if let Some(key) = event.key {
                         if !table.indexes.is_empty() {
-                            let old = table.rows.get(&key).and_then(|v| v.last());
-                            let old = old.and_then(|v| v.doc.as_ref());
+                            let old = table.rows.get(&key).and_then(Chain::latest);
                             for index in &mut table.indexes {
                                 index.on_version(&key, old, change.doc.as_ref(), seq);
                             }
                         }
-                        table.rows.entry(key).or_default().push(Version {
-                            seq,
-                            kind: change.kind,
-                            payload: change.payload,
-                            doc: change.doc,
-                        });
+                        let body = crate::event::body_of(&event.encoded)?;
+                        match table.rows.get_mut(&key) {
+                            Some(chain) => chain.push(seq, change.kind, body, change.doc)?,
+                            None => {
+                                let chain = Chain::of(seq, change.kind, body, change.doc)?;
+                                table.rows.insert(key, chain);
+                            }
+                        }
                     }
                 }
             }

@@ -204,7 +204,7 @@ impl<'db> Transaction<'db> {
         let doc = {
             let state = self.db.state.read();
             state.overlay_schema_of(&self.overlay, seq, table)?;
-            state.overlay_doc(&self.overlay, seq, table, key)
+            state.overlay_doc(&self.overlay, seq, table, key)?
         };
         Ok(doc.map(Arc::unwrap_or_clone))
     }

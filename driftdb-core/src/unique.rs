@@ -125,7 +125,7 @@ impl State {
         for field in &schema.unique {
             let path = split_path(field);
             let Some(value) = indexed(Some(doc), &path) else { continue };
-            if let Some(existing) = self.holder(overlay, table, &path, &value, key) {
+            if let Some(existing) = self.holder(overlay, table, &path, &value, key)? {
                 return Err(violation(table, field, doc, key, &existing));
             }
         }
@@ -140,29 +140,44 @@ impl State {
         path: &[String],
         value: &IndexValue,
         key: &Key,
-    ) -> Option<Key> {
+    ) -> Result<Option<Key>> {
         let written = overlay.rows.get(table);
         let holders = overlay.written_values.holders(table, path, written);
         let mine = holders.and_then(|h| h.get(value));
         if let Some(other) = mine.and_then(|keys| keys.iter().find(|k| *k != key)) {
-            return Some(other.clone());
+            return Ok(Some(other.clone()));
         }
         if overlay.fresh_tables.contains(table) {
-            return None;
+            return Ok(None);
         }
-        let t = self.tables.get(table)?;
+        let Some(t) = self.tables.get(table) else { return Ok(None) };
         // `prepare` validates against the latest state with a base seq of `u64::MAX`.
         let seq = overlay.base_seq.min(self.last_seq());
-        let holds = |k: &Key| {
-            k != key
-                && !written.is_some_and(|w| w.contains_key(k))
-                && indexed(t.doc_at(k, seq), path).as_ref() == Some(value)
+        let holds = |k: &Key| -> Result<bool> {
+            if k == key || written.is_some_and(|w| w.contains_key(k)) {
+                return Ok(false);
+            }
+            Ok(indexed(t.doc_at(k, seq)?.as_ref(), path).as_ref() == Some(value))
         };
         match t.indexes.iter().find(|i| i.path == path) {
-            Some(index) => index.lookup(value, seq).into_iter().find(holds),
+            Some(index) => {
+                for k in index.lookup(value, seq) {
+                    if holds(&k)? {
+                        return Ok(Some(k));
+                    }
+                }
+                Ok(None)
+            }
             // Declared inside this transaction, or dropped by a commit after its snapshot:
             // the committed state has no index on the path yet.
-            None => t.rows.keys().find(|k| holds(k)).cloned(),
+            None => {
+                for k in t.rows.keys() {
+                    if holds(k)? {
+                        return Ok(Some(k.clone()));
+                    }
+                }
+                Ok(None)
+            }
         }
     }
 

@@ -222,8 +222,14 @@ pub(crate) fn on_open(db: &Database) -> Result<()> {
             .iter()
             .map(|(name, t)| {
                 let since = newest.get(name).copied().unwrap_or(0);
-                let rows: usize =
-                    t.rows.values().map(|v| v.len() - v.partition_point(|v| v.seq <= since)).sum();
+                let rows: usize = t
+                    .rows
+                    .values()
+                    .map(|c| {
+                        let v = c.versions();
+                        v.len() - v.partition_point(|v| v.seq <= since)
+                    })
+                    .sum();
                 let schemas = t.schemas.len() - t.schemas.partition_point(|s| s.seq <= since);
                 (name.clone(), (rows + schemas) as u64)
             })

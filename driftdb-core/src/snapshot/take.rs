@@ -86,21 +86,25 @@ impl Database {
         let rows: Vec<(Key, Option<Arc<Value>>)> = {
             let state = self.state.read();
             let t = state.table(table, seq)?;
-            t.rows
-                .iter()
-                .filter(|(_, versions)| {
-                    // Incremental: only keys with a version in (base_seq, seq] (versions are
-                    // sorted by seq: the first one after the base decides).
-                    base.is_none_or(|b| {
-                        let after = versions.partition_point(|v| v.seq <= b);
-                        versions.get(after).is_some_and(|v| v.seq <= seq)
-                    })
-                })
-                .filter_map(|(key, _)| {
-                    let doc = t.doc_at(key, seq).cloned();
-                    (doc.is_some() || base.is_some()).then(|| (key.clone(), doc))
-                })
-                .collect()
+            let incarnation = t.schema_at(seq).map_or(u64::MAX, |s| s.created_seq);
+            let mut rows = Vec::new();
+            for (key, chain) in &t.rows {
+                // Incremental: only keys with a version in (base_seq, seq] (versions are
+                // sorted by seq: the first one after the base decides).
+                let versions = chain.versions();
+                let changed = base.is_none_or(|b| {
+                    let after = versions.partition_point(|v| v.seq <= b);
+                    versions.get(after).is_some_and(|v| v.seq <= seq)
+                });
+                if !changed {
+                    continue;
+                }
+                let doc = chain.doc_at(seq, incarnation)?;
+                if doc.is_some() || base.is_some() {
+                    rows.push((key.clone(), doc));
+                }
+            }
+            rows
         };
         let dir = snapshots_dir(&self.root, table);
         create_dir_durable(fs, &dir)?;

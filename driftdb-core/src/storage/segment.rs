@@ -78,18 +78,49 @@ pub(crate) fn decode_payload(
     kind: EventType,
     payload: &[u8],
 ) -> std::result::Result<Event, String> {
+    decode_payload_of(&std::sync::Arc::from(table), kind, payload)
+}
+
+/// [`decode_payload`] for a table name the caller shares among many events.
+pub(crate) fn decode_payload_of(
+    table: &std::sync::Arc<str>,
+    kind: EventType,
+    payload: &[u8],
+) -> std::result::Result<Event, String> {
     if (kind as u8) >= EventType::WalBatch as u8 {
         return Err(format!("{kind} frame in a segment"));
+    }
+    if let Some((key, body)) = split_payload(payload) {
+        return Ok(Event {
+            table: table.clone(),
+            kind,
+            key,
+            body: std::sync::Arc::new(body),
+            encoded: payload.to_vec(),
+        });
     }
     let mut de = rmp_serde::Deserializer::new(payload);
     let (key, body) = <(Option<Key>, Value)>::deserialize(&mut de).map_err(|e| e.to_string())?;
     Ok(Event {
-        table: table.into(),
+        table: table.clone(),
         kind,
         key,
         body: std::sync::Arc::new(body),
         encoded: payload.to_vec(),
     })
+}
+
+/// `[key, body]` decoded without serde (see [`crate::msgpack_read`]); `None` when rmp-serde
+/// must decide.
+fn split_payload(payload: &[u8]) -> Option<(Option<Key>, Value)> {
+    let rest = payload.strip_prefix(&[0x92])?;
+    let key_len = crate::msgpack::key_len(rest)?;
+    let (key, body) = rest.split_at_checked(key_len)?;
+    let key = match crate::msgpack_read::read_value(key)? {
+        Value::Null => None,
+        other => Some(Key::from_value(&other)?),
+    };
+    Some((key, crate::msgpack_read::read_value(body)?))
 }
 
 /// A callback given, for each frame of a segment, the offset at which damage in it is reported,
