@@ -208,6 +208,33 @@ impl Chain {
         Ok(Some(Arc::new(doc)))
     }
 
+    /// What [`Chain::doc_at`] would give, in a form that can be finished after the state
+    /// lock is released: the newest document shared, or the encoded bytes an older one is
+    /// rebuilt from, copied (so a long scan does not hold up commits while it decodes).
+    pub fn pending_at(&self, seq: u64, incarnation: u64) -> Option<Pending> {
+        let n = self.versions.partition_point(|v| v.seq <= seq);
+        let i = n.checked_sub(1)?;
+        let version = self.versions.get(i).filter(|v| v.seq >= incarnation && v.has_doc())?;
+        if i + 1 == self.versions.len() {
+            return self.latest.clone().map(Pending::Ready);
+        }
+        let start = self.versions.get(..=i).unwrap_or_default();
+        let Some(from) = start.iter().rposition(|v| v.full_bytes().is_some()) else {
+            return Some(Pending::Broken(version.seq));
+        };
+        let (base, patches) = start.get(from..).and_then(|s| s.split_first())?;
+        let full = base.full_bytes().unwrap_or_default();
+        let mut bytes = Vec::with_capacity(full.len() + patches.len() * 32);
+        bytes.extend_from_slice(full);
+        let mut ends = SmallVec::new();
+        ends.push(bytes.len());
+        for patch in patches {
+            bytes.extend_from_slice(patch.body_bytes());
+            ends.push(bytes.len());
+        }
+        Some(Pending::Rebuild { seq: version.seq, bytes, ends })
+    }
+
     /// Call `f(version, document after it)` for every version in order, rebuilding each
     /// document once from the one before (for history and for building an index).
     pub fn walk(
@@ -233,6 +260,40 @@ impl Chain {
             f(v, doc.as_ref())?;
         }
         Ok(())
+    }
+}
+
+/// A document to finish outside the state lock (see [`Chain::pending_at`]).
+pub(crate) enum Pending {
+    /// The newest document, shared.
+    Ready(Arc<Value>),
+    /// A whole encoded document, then the patches after it, back to back: `ends` holds where
+    /// each ends.
+    Rebuild { seq: u64, bytes: Vec<u8>, ends: SmallVec<[usize; 4]> },
+    /// The version at this seq has no document to start from (a damaged state).
+    Broken(u64),
+}
+
+impl Pending {
+    pub fn finish(self) -> Result<Arc<Value>> {
+        match self {
+            Pending::Ready(doc) => Ok(doc),
+            Pending::Broken(seq) => Err(missing_base(seq)),
+            Pending::Rebuild { seq, bytes, ends } => {
+                let mut start = 0;
+                let mut doc = Value::Null;
+                for (n, &end) in ends.iter().enumerate() {
+                    let part = bytes.get(start..end).unwrap_or_default();
+                    if n == 0 {
+                        doc = decode(part, seq)?;
+                    } else if crate::msgpack_read::merge_patch(&mut doc, part).is_none() {
+                        doc.merge_patch(&decode(part, seq)?);
+                    }
+                    start = end;
+                }
+                Ok(Arc::new(doc))
+            }
+        }
     }
 }
 
@@ -292,6 +353,10 @@ mod tests {
                 );
                 assert_eq!(chain.doc_at(*seq, 0).unwrap().as_deref(), want.as_ref());
                 assert_eq!(chain.live_at(*seq, 0), want.is_some());
+            }
+            for (seq, want) in &expected {
+                let pending = chain.pending_at(*seq, 0).map(|p| p.finish().unwrap());
+                assert_eq!(pending.as_deref(), want.as_ref(), "pending at {seq}");
             }
             assert_eq!(chain.doc_at(1, 0).unwrap(), None);
             assert_eq!(chain.doc_at(1001, 1002).unwrap(), None, "an older incarnation");

@@ -341,16 +341,21 @@ impl<'db> Snapshot<'db> {
         table: &str,
         mut filter: impl FnMut(&Value) -> bool,
     ) -> Result<Vec<SharedRow>> {
-        // Collect shared pointers under the state lock and filter after it, so that a slow
-        // filter does not hold up commits installing their versions.
-        let visible: Vec<SharedRow> = {
+        // Collect shared pointers (and the bytes of older documents) under the state lock;
+        // rebuild and filter after it, so that neither holds up commits installing versions.
+        let visible: Vec<(Key, crate::chain::Pending)> = {
             let state = self.db.state.read();
             let t = state.table(table, self.seq)?;
-            t.live_at(self.seq)
-                .map(|row| row.map(|(key, doc)| SharedRow { key: key.clone(), doc }))
-                .collect::<Result<_>>()?
+            t.pending_at(self.seq).map(|(key, pending)| (key.clone(), pending)).collect()
         };
-        Ok(visible.into_iter().filter(|row| filter(&row.doc)).collect())
+        let mut rows = Vec::new();
+        for (key, pending) in visible {
+            let doc = pending.finish()?;
+            if filter(&doc) {
+                rows.push(SharedRow { key, doc });
+            }
+        }
+        Ok(rows)
     }
 
     /// Every event of `key` up to this seq, across all its incarnations, oldest first.

@@ -311,6 +311,14 @@ mod tests {
                 if let Some(v) = read_value(&b) {
                     assert_eq!(Some(v), serde_decode(&b), "flip of byte {i} bit {bit}");
                 }
+                // As a patch: never a panic, and when it applies, what the decoded patch gives.
+                let base = Value::from(json!({"a": [0], "b": {"c": 1}}));
+                let mut got = base.clone();
+                if merge_patch(&mut got, &b).is_some() {
+                    let mut want = base;
+                    want.merge_patch(&serde_decode(&b).unwrap());
+                    assert_eq!(got, want, "patch flip of byte {i} bit {bit}");
+                }
             }
         }
     }

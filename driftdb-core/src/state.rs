@@ -161,6 +161,15 @@ impl TableState {
         incarnation.zip(self.rows.get(key)).is_some_and(|(inc, chain)| chain.live_at(seq, inc))
     }
 
+    /// Every key live at `seq` with its document to finish outside the lock (see
+    /// [`Chain::pending_at`]), in primary-key order; nothing when the table is not live then.
+    pub fn pending_at(&self, seq: u64) -> impl Iterator<Item = (&Key, crate::chain::Pending)> {
+        let incarnation = self.schema_at(seq).map(|s| s.created_seq);
+        self.rows
+            .iter()
+            .filter_map(move |(key, chain)| Some((key, chain.pending_at(seq, incarnation?)?)))
+    }
+
     /// Every key live at `seq` with its document, in primary-key order (one pass over the
     /// chains, no lookup per key); nothing when the table is not live then.
     pub fn live_at(&self, seq: u64) -> impl Iterator<Item = Result<(&Key, Arc<Value>)>> {
