@@ -210,8 +210,9 @@ impl Chain {
 
     /// What [`Chain::doc_at`] would give, in a form that can be finished after the state
     /// lock is released: the newest document shared, or the encoded bytes an older one is
-    /// rebuilt from, copied (so a long scan does not hold up commits while it decodes).
-    pub fn pending_at(&self, seq: u64, incarnation: u64) -> Option<Pending> {
+    /// rebuilt from, copied to the end of `arena` (so a long scan does not hold up commits
+    /// while it decodes, and copies into one buffer for all its rows).
+    pub fn pending_at(&self, seq: u64, incarnation: u64, arena: &mut Vec<u8>) -> Option<Pending> {
         let n = self.versions.partition_point(|v| v.seq <= seq);
         let i = n.checked_sub(1)?;
         let version = self.versions.get(i).filter(|v| v.seq >= incarnation && v.has_doc())?;
@@ -223,16 +224,15 @@ impl Chain {
             return Some(Pending::Broken(version.seq));
         };
         let (base, patches) = start.get(from..).and_then(|s| s.split_first())?;
-        let full = base.full_bytes().unwrap_or_default();
-        let mut bytes = Vec::with_capacity(full.len() + patches.len() * 32);
-        bytes.extend_from_slice(full);
+        let start = arena.len();
+        arena.extend_from_slice(base.full_bytes().unwrap_or_default());
         let mut ends = SmallVec::new();
-        ends.push(bytes.len());
+        ends.push(arena.len());
         for patch in patches {
-            bytes.extend_from_slice(patch.body_bytes());
-            ends.push(bytes.len());
+            arena.extend_from_slice(patch.body_bytes());
+            ends.push(arena.len());
         }
-        Some(Pending::Rebuild { seq: version.seq, bytes, ends })
+        Some(Pending::Rebuild { seq: version.seq, start, ends })
     }
 
     /// Call `f(version, document after it)` for every version in order, rebuilding each
@@ -267,23 +267,23 @@ impl Chain {
 pub(crate) enum Pending {
     /// The newest document, shared.
     Ready(Arc<Value>),
-    /// A whole encoded document, then the patches after it, back to back: `ends` holds where
-    /// each ends.
-    Rebuild { seq: u64, bytes: Vec<u8>, ends: SmallVec<[usize; 4]> },
+    /// A whole encoded document, then the patches after it, back to back in the arena from
+    /// `start`: `ends` holds where each ends.
+    Rebuild { seq: u64, start: usize, ends: SmallVec<[usize; 4]> },
     /// The version at this seq has no document to start from (a damaged state).
     Broken(u64),
 }
 
 impl Pending {
-    pub fn finish(self) -> Result<Arc<Value>> {
+    /// The document, given the arena [`Chain::pending_at`] copied into.
+    pub fn finish(self, arena: &[u8]) -> Result<Arc<Value>> {
         match self {
             Pending::Ready(doc) => Ok(doc),
             Pending::Broken(seq) => Err(missing_base(seq)),
-            Pending::Rebuild { seq, bytes, ends } => {
-                let mut start = 0;
+            Pending::Rebuild { seq, mut start, ends } => {
                 let mut doc = Value::Null;
                 for (n, &end) in ends.iter().enumerate() {
-                    let part = bytes.get(start..end).unwrap_or_default();
+                    let part = arena.get(start..end).unwrap_or_default();
                     if n == 0 {
                         doc = decode(part, seq)?;
                     } else if crate::msgpack_read::merge_patch(&mut doc, part).is_none() {
@@ -355,7 +355,9 @@ mod tests {
                 assert_eq!(chain.live_at(*seq, 0), want.is_some());
             }
             for (seq, want) in &expected {
-                let pending = chain.pending_at(*seq, 0).map(|p| p.finish().unwrap());
+                let mut arena = vec![7];
+                let pending = chain.pending_at(*seq, 0, &mut arena);
+                let pending = pending.map(|p| p.finish(&arena).unwrap());
                 assert_eq!(pending.as_deref(), want.as_ref(), "pending at {seq}");
             }
             assert_eq!(chain.doc_at(1, 0).unwrap(), None);

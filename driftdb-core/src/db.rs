@@ -343,14 +343,15 @@ impl<'db> Snapshot<'db> {
     ) -> Result<Vec<SharedRow>> {
         // Collect shared pointers (and the bytes of older documents) under the state lock;
         // rebuild and filter after it, so that neither holds up commits installing versions.
+        let mut arena = Vec::new();
         let visible: Vec<(Key, crate::chain::Pending)> = {
             let state = self.db.state.read();
             let t = state.table(table, self.seq)?;
-            t.pending_at(self.seq).map(|(key, pending)| (key.clone(), pending)).collect()
+            t.pending_at(self.seq, &mut arena).map(|(key, p)| (key.clone(), p)).collect()
         };
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(visible.len());
         for (key, pending) in visible {
-            let doc = pending.finish()?;
+            let doc = pending.finish(&arena)?;
             if filter(&doc) {
                 rows.push(SharedRow { key, doc });
             }

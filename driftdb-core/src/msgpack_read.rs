@@ -131,14 +131,15 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn key(&mut self) -> Option<String> {
+    /// A map key (a string), borrowed from the bytes.
+    fn key(&mut self) -> Option<&'a str> {
         let marker = self.byte()?;
         let len = match marker {
             0xa0..=0xbf => usize::from(marker & 0x1f),
             0xd9..=0xdb => self.len(1 << (marker - 0xd9))?,
             _ => return None,
         };
-        self.string(len)
+        std::str::from_utf8(self.take(len)?).ok()
     }
 
     fn merge_into(&mut self, target: &mut Value, depth: usize) -> Option<()> {
@@ -158,14 +159,25 @@ impl<'a> Reader<'a> {
             match self.peek()? {
                 0xc0 => {
                     self.at += 1;
-                    fields.remove(&name);
+                    fields.remove(name);
                 }
-                0x80..=0x8f | 0xde | 0xdf => {
-                    self.merge_into(fields.entry(name).or_insert(Value::Null), depth + 1)?;
-                }
+                // A field the document has is changed in place: no new name is allocated.
+                0x80..=0x8f | 0xde | 0xdf => match fields.get_mut(name) {
+                    Some(slot) => self.merge_into(slot, depth + 1)?,
+                    None => {
+                        let mut slot = Value::Null;
+                        self.merge_into(&mut slot, depth + 1)?;
+                        fields.insert(name.to_owned(), slot);
+                    }
+                },
                 _ => {
                     let value = self.value(depth + 1)?;
-                    fields.insert(name, value);
+                    match fields.get_mut(name) {
+                        Some(slot) => *slot = value,
+                        None => {
+                            fields.insert(name.to_owned(), value);
+                        }
+                    }
                 }
             }
         }
@@ -190,7 +202,7 @@ impl<'a> Reader<'a> {
         }
         let mut map = Map::new();
         for _ in 0..len {
-            let key = self.key()?;
+            let key = self.key()?.to_owned();
             let value = self.value(depth + 1)?;
             map.insert(key, value);
         }

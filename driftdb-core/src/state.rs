@@ -163,11 +163,15 @@ impl TableState {
 
     /// Every key live at `seq` with its document to finish outside the lock (see
     /// [`Chain::pending_at`]), in primary-key order; nothing when the table is not live then.
-    pub fn pending_at(&self, seq: u64) -> impl Iterator<Item = (&Key, crate::chain::Pending)> {
+    pub fn pending_at<'a>(
+        &'a self,
+        seq: u64,
+        arena: &'a mut Vec<u8>,
+    ) -> impl Iterator<Item = (&'a Key, crate::chain::Pending)> {
         let incarnation = self.schema_at(seq).map(|s| s.created_seq);
-        self.rows
-            .iter()
-            .filter_map(move |(key, chain)| Some((key, chain.pending_at(seq, incarnation?)?)))
+        self.rows.iter().filter_map(move |(key, chain)| {
+            Some((key, chain.pending_at(seq, incarnation?, arena)?))
+        })
     }
 
     /// Every key live at `seq` with its document, in primary-key order (one pass over the

@@ -93,8 +93,13 @@ impl Value {
             for (name, change) in patch_map {
                 if matches!(change, Value::Null) {
                     target.remove(name);
+                } else if let Some(slot) = target.get_mut(name) {
+                    // A field the document has is changed in place: no name is copied.
+                    slot.merge_patch(change);
                 } else {
-                    target.entry(name.clone()).or_insert(Value::Null).merge_patch(change);
+                    let mut slot = Value::Null;
+                    slot.merge_patch(change);
+                    target.insert(name.clone(), slot);
                 }
             }
         }
