@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use foldhash::HashMap;
+use indexmap::IndexSet;
 
 use crate::chain::Chain;
 use crate::error::Result;
@@ -82,10 +83,13 @@ pub(crate) fn indexed(doc: Option<&Arc<Value>>, path: &[String]) -> Option<Index
     doc.and_then(|d| at_path(d, path)).and_then(IndexValue::of)
 }
 
+/// A key by its number in [`FieldIndex::keys`]: ranges refer to a key without a copy of it.
+type KeyId = usize;
+
 /// A seq range `[from, to)` in which `key` held a value, ended by a later version.
 #[derive(Debug, Clone)]
 struct Closed {
-    key: Key,
+    key: KeyId,
     from: u64,
     to: u64,
 }
@@ -113,8 +117,10 @@ pub(crate) struct Candidate {
 pub(crate) struct FieldIndex {
     /// The field path, split at dots.
     pub path: Vec<String>,
+    /// Every key the index has seen, once (never removed: ended ranges refer to them).
+    keys: IndexSet<Key, foldhash::fast::RandomState>,
     /// value → key → the key's open range `[from, ∞)` and latest document.
-    live: HashMap<IndexValue, HashMap<Key, Holder>>,
+    live: HashMap<IndexValue, HashMap<KeyId, Holder>>,
     /// value → the ranges in which keys held the value before, in the order they ended
     /// (a list, not a map: it is only ever appended to, and read whole by a lookup).
     closed: HashMap<IndexValue, Vec<Closed>>,
@@ -124,7 +130,25 @@ pub(crate) struct FieldIndex {
 
 impl FieldIndex {
     fn new(path: Vec<String>) -> Self {
-        FieldIndex { path, live: HashMap::default(), closed: HashMap::default(), closed_until: 0 }
+        FieldIndex {
+            path,
+            keys: IndexSet::default(),
+            live: HashMap::default(),
+            closed: HashMap::default(),
+            closed_until: 0,
+        }
+    }
+
+    /// The number of `key`, given it the first time.
+    fn id(&mut self, key: &Key) -> KeyId {
+        match self.keys.get_index_of(key) {
+            Some(id) => id,
+            None => self.keys.insert_full(key.clone()).0,
+        }
+    }
+
+    fn key(&self, id: KeyId) -> Key {
+        self.keys.get_index(id).cloned().unwrap_or(Key::Int(i64::MIN))
     }
 
     /// Record that `key` changed at `seq` from document `old` to `new` (called for every
@@ -144,8 +168,9 @@ impl FieldIndex {
     /// (so the caller can change that document in place when nothing else shares it). The
     /// next call for the key must be [`FieldIndex::on_change`] with the same `before`.
     pub fn release(&mut self, key: &Key, before: Option<&IndexValue>) {
+        let Some(id) = self.keys.get_index_of(key) else { return };
         if let Some(holder) =
-            before.and_then(|v| self.live.get_mut(v)).and_then(|keys| keys.get_mut(key))
+            before.and_then(|v| self.live.get_mut(v)).and_then(|keys| keys.get_mut(&id))
         {
             holder.doc = None;
         }
@@ -160,10 +185,14 @@ impl FieldIndex {
         seq: u64,
     ) {
         let after = indexed(new, &self.path);
+        if before.is_none() && after.is_none() {
+            return;
+        }
+        let id = self.id(key);
         if before == after {
             // Same value (or none): only the latest document moves on.
             if let (Some(value), Some(doc)) = (&after, new)
-                && let Some(holder) = self.live.get_mut(value).and_then(|keys| keys.get_mut(key))
+                && let Some(holder) = self.live.get_mut(value).and_then(|keys| keys.get_mut(&id))
             {
                 holder.doc_seq = seq;
                 holder.doc = Some(doc.clone());
@@ -172,13 +201,13 @@ impl FieldIndex {
         }
         if let Some(value) = before
             && let Some(keys) = self.live.get_mut(&value)
-            && let Some(holder) = keys.remove(key)
+            && let Some(holder) = keys.remove(&id)
         {
             if keys.is_empty() {
                 self.live.remove(&value);
             }
             self.closed.entry(value).or_default().push(Closed {
-                key: key.clone(),
+                key: id,
                 from: holder.from,
                 to: seq,
             });
@@ -186,7 +215,7 @@ impl FieldIndex {
         }
         if let (Some(value), Some(doc)) = (after, new) {
             let holder = Holder { from: seq, doc_seq: seq, doc: Some(doc.clone()) };
-            self.live.entry(value).or_default().insert(key.clone(), holder);
+            self.live.entry(value).or_default().insert(id, holder);
         }
     }
 
@@ -207,11 +236,11 @@ impl FieldIndex {
     pub fn candidates(&self, value: &IndexValue, seq: u64, incarnation: u64) -> Vec<Candidate> {
         let mut out: Vec<Candidate> = Vec::new();
         if let Some(keys) = self.live.get(value) {
-            for (key, holder) in keys {
+            for (&id, holder) in keys {
                 if holder.from <= seq {
                     let current = holder.doc_seq <= seq && holder.doc_seq >= incarnation;
                     out.push(Candidate {
-                        key: key.clone(),
+                        key: self.key(id),
                         doc: holder.doc.clone().filter(|_| current),
                     });
                 }
@@ -224,7 +253,7 @@ impl FieldIndex {
             let live_count = out.len();
             for range in ranges {
                 if range.from <= seq && seq < range.to {
-                    out.push(Candidate { key: range.key.clone(), doc: None });
+                    out.push(Candidate { key: self.key(range.key), doc: None });
                 }
             }
             if out.len() > live_count {
