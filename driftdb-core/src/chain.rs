@@ -40,6 +40,9 @@ pub(crate) struct Version {
     bytes: Box<[u8]>,
 }
 
+// The size the module header and docs/ARCHITECTURE.md state.
+const _: () = assert!(std::mem::size_of::<Version>() == 32);
+
 impl Version {
     fn new(seq: u64, kind: EventType, body: &[u8], full: Option<&[u8]>) -> Result<Version> {
         let body_len = u32::try_from(body.len())
