@@ -677,3 +677,73 @@ impl Drop for Unqueued<'_> {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Database, TableSchema};
+
+    fn open_txns(db: &Database) -> usize {
+        db.open_txns.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The leader's commit delay waits while `open_txns` is non-zero: a transaction must stop
+    /// counting once it is queued, and on every other way out (failed commit, empty commit,
+    /// rollback), or every later batch would wait the whole delay.
+    #[test]
+    fn transactions_stop_counting_once_queued_or_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        db.create_table("t", TableSchema::new("id")).unwrap();
+        assert_eq!(open_txns(&db), 0);
+        let mut a = db.begin();
+        let mut b = db.begin();
+        assert_eq!(open_txns(&db), 2);
+        a.insert("t", serde_json::json!({"id": 1}).into()).unwrap();
+        b.insert("t", serde_json::json!({"id": 1}).into()).unwrap();
+        a.commit().unwrap();
+        assert_eq!(open_txns(&db), 1);
+        // Both inserted key 1 from the same start: the second commit fails.
+        assert!(b.commit().is_err());
+        assert_eq!(open_txns(&db), 0);
+        db.begin().rollback();
+        db.begin().commit().unwrap();
+        assert_eq!(open_txns(&db), 0);
+    }
+
+    /// A committer waiting for its fsync (here: paused right after queuing) no longer counts
+    /// as open, so a leader does not wait for it.
+    #[cfg(feature = "test-hooks")]
+    #[test]
+    fn a_queued_transaction_no_longer_counts_as_open() {
+        use crate::hooks::CommitPoint;
+        use std::sync::{Arc, Barrier};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path()).unwrap();
+        db.create_table("t", TableSchema::new("id")).unwrap();
+        let (queued, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let (q, g) = (queued.clone(), go.clone());
+        db.set_commit_hook(Some(Arc::new(move |point| {
+            if point == CommitPoint::Queued {
+                q.wait();
+                g.wait();
+            }
+        })));
+        let other = db.begin();
+        let seen = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut tx = db.begin();
+                tx.insert("t", serde_json::json!({"id": 1}).into()).unwrap();
+                tx.commit().unwrap();
+            });
+            queued.wait();
+            let seen = open_txns(&db);
+            go.wait();
+            seen
+        });
+        // Only `other` was open: the paused commit was queued.
+        assert_eq!(seen, 1);
+        drop(other);
+        assert_eq!(open_txns(&db), 0);
+        db.set_commit_hook(None);
+    }
+}
