@@ -8,6 +8,9 @@
 //! target/release/examples/commit_driver bulk 100000 DIR ROUNDS
 //! # commits/s of T threads, each making N single-document commits, on a fresh database:
 //! target/release/examples/commit_driver threads T N DIR
+//! # commits/s of T threads committing for MS milliseconds (like the benchmark's paired
+//! # section: no tail where the last threads commit alone, as with a fixed count each):
+//! target/release/examples/commit_driver for T MS DIR
 //! ```
 //!
 //! `DIR` must exist and be on the disk to measure (not a tmpfs); each run makes a fresh
@@ -75,20 +78,27 @@ fn bulk_once(docs: Vec<Value>, dir: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn threads(t: u64, per_thread: u64, dir: &Path) -> Result<(), Box<dyn Error>> {
+/// `t` threads commit until `per_thread` commits each are made, or, with `for_ms`, until
+/// that many milliseconds have passed.
+fn threads(t: u64, per_thread: u64, for_ms: Option<u64>, dir: &Path) -> Result<(), Box<dyn Error>> {
     let (path, db) = fresh(dir)?;
     let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let limit = for_ms.map(std::time::Duration::from_millis);
     let start = Instant::now();
     std::thread::scope(|s| -> Result<(), String> {
         let handles: Vec<_> = (0..t)
             .map(|_| {
                 s.spawn(|| -> Result<(), String> {
-                    for _ in 0..per_thread {
+                    let mut made = 0;
+                    while limit.map_or(made < per_thread, |l| start.elapsed() < l) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let mut tx = db.begin();
                         tx.insert(TABLE, doc(i)).map_err(|e| e.to_string())?;
                         tx.commit().map_err(|e| e.to_string())?;
+                        made += 1;
                     }
+                    done.fetch_add(made, Ordering::Relaxed);
                     Ok(())
                 })
             })
@@ -101,9 +111,10 @@ fn threads(t: u64, per_thread: u64, dir: &Path) -> Result<(), Box<dyn Error>> {
     let took = start.elapsed().as_secs_f64();
     db.close()?;
     std::fs::remove_dir_all(&path)?;
-    let total = t * per_thread;
+    let total = done.load(Ordering::Relaxed);
     println!(
-        "threads: {t} x {per_thread} commits in {:.1} ms: {:.0}/s",
+        "threads: {t} x {} commits in {:.1} ms: {:.0}/s",
+        total / t,
         took * 1e3,
         total as f64 / took
     );
@@ -120,7 +131,14 @@ fn main() -> Result<(), Box<dyn Error>> {
             let rounds = if args.len() > 3 { num(3)? } else { 1 };
             bulk(num(1)?, Path::new(args.get(2).ok_or("missing DIR")?), rounds)
         }
-        Some("threads") => threads(num(1)?, num(2)?, Path::new(args.get(3).ok_or("missing DIR")?)),
-        _ => Err("usage: commit_driver bulk N DIR [ROUNDS] | threads T N DIR".into()),
+        Some("threads") => {
+            threads(num(1)?, num(2)?, None, Path::new(args.get(3).ok_or("missing DIR")?))
+        }
+        Some("for") => {
+            threads(num(1)?, 0, Some(num(2)?), Path::new(args.get(3).ok_or("missing DIR")?))
+        }
+        _ => {
+            Err("usage: commit_driver bulk N DIR [ROUNDS] | threads T N DIR | for T MS DIR".into())
+        }
     }
 }

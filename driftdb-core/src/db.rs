@@ -168,7 +168,8 @@ pub struct Database {
     pub(crate) closed: std::sync::atomic::AtomicBool,
     /// Set once `queue.poisoned` is set, so the hot path can check without the queue lock.
     pub(crate) poisoned: std::sync::atomic::AtomicBool,
-    /// Transactions begun and not finished yet (for the group-commit delay).
+    /// Transactions begun and not yet queued for commit (nor dropped): the group-commit
+    /// leader waits briefly while there are any (`commit.rs`).
     pub(crate) open_txns: std::sync::atomic::AtomicUsize,
     /// Test hooks (feature `test-hooks`; inert without it).
     pub(crate) hooks: crate::hooks::Hooks,

@@ -56,6 +56,9 @@ pub struct Transaction<'db> {
     reads: Option<Mutex<ReadSet>>,
     /// The table name of the last event, shared by the events that follow on the same table.
     last_table: Option<Arc<str>>,
+    /// Whether the transaction still counts in `Database::open_txns` (until it is handed to
+    /// the commit, which stops counting it once it is queued).
+    counted: bool,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -82,6 +85,7 @@ impl<'db> Transaction<'db> {
             isolation,
             reads,
             last_table: None,
+            counted: true,
         }
     }
 
@@ -253,6 +257,7 @@ impl<'db> Transaction<'db> {
             isolation: self.isolation,
             reads: self.reads.take().map(Mutex::into_inner),
         };
+        self.counted = false;
         self.db.commit_events(commit)
     }
 
@@ -262,6 +267,8 @@ impl<'db> Transaction<'db> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        self.db.open_txns.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.counted {
+            self.db.open_txns.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
