@@ -85,9 +85,9 @@ impl State {
                 for (key, (kind, encoded, doc)) in rows {
                     let body = crate::event::body_of(&encoded)?;
                     match table.rows.get_mut(&key) {
-                        Some(chain) => chain.push(seq, kind, body, doc)?,
+                        Some(chain) => chain.push(seq, kind, body, doc.as_deref())?,
                         None => {
-                            table.rows.insert(key, Chain::of(seq, kind, body, doc)?);
+                            table.rows.insert(key, Chain::of(seq, kind, body, doc.as_deref())?);
                         }
                     }
                 }
@@ -135,9 +135,9 @@ fn push_version(
 ) -> Result<()> {
     let body = crate::event::body_of(&encoded)?;
     match merged.last_mut() {
-        Some((last, chain)) if *last == key => chain.push(seq, kind, body, doc),
+        Some((last, chain)) if *last == key => chain.push(seq, kind, body, doc.as_deref()),
         _ => {
-            merged.push((key, Chain::of(seq, kind, body, doc)?));
+            merged.push((key, Chain::of(seq, kind, body, doc.as_deref())?));
             Ok(())
         }
     }
@@ -174,14 +174,14 @@ mod tests {
         for (event, change) in events.into_iter().zip(changes) {
             let body = crate::event::body_of(&event.encoded).unwrap();
             let chain = table.rows.entry(event.key.clone().unwrap()).or_default();
-            chain.push(seq, change.kind, body, change.doc).unwrap();
+            chain.push(seq, change.kind, body, change.doc.as_deref()).unwrap();
         }
     }
 
-    /// Each key's versions (seq, kind, encoded body) and newest document. (The synthetic
+    /// Each key's versions (seq, kind, encoded body) and newest document, encoded. (The synthetic
     /// histories are not valid ones, e.g. a PATCH after a SOFT_DELETE, so older documents are
     /// not rebuilt here; `chain.rs` tests that.)
-    type Chains = Vec<(Key, Vec<(u64, EventType, Vec<u8>)>, Option<Value>)>;
+    type Chains = Vec<(Key, Vec<(u64, EventType, Vec<u8>)>, Option<Vec<u8>>)>;
 
     fn chains(state: &State) -> Chains {
         let rows = &state.tables.get("t").unwrap().rows;
@@ -189,7 +189,7 @@ mod tests {
             .map(|(k, c)| {
                 let versions =
                     c.versions().iter().map(|v| (v.seq, v.kind, v.body_bytes().to_vec())).collect();
-                (k.clone(), versions, c.latest().map(|d| (**d).clone()))
+                (k.clone(), versions, c.latest_bytes().map(<[u8]>::to_vec))
             })
             .collect()
     }

@@ -2,18 +2,19 @@
 //!
 //! Each version keeps its seq, its kind and the msgpack bytes of its event body, as the
 //! segment frame carries them (INSERT: the document; PATCH: the merge patch; SOFT_DELETE and
-//! the drop marker: nil). Documents are not kept per version. Only the newest version's
-//! document is held decoded ([`Chain::latest`]), for reads of now, validation and the indexes;
-//! an older document is rebuilt when it is read: from the nearest version at or before it
-//! that holds a whole document (an INSERT, or a *keyframe*), then the patches after it.
+//! the drop marker: nil). No document is held decoded: a read decodes one. A PATCH version
+//! may also keep the encoded document after it: the newest version always does (so a read of
+//! now decodes one document), and so does every [`KEYFRAME_EVERY`]-th version of a run of
+//! patches (a *keyframe*; the newest gives its copy up when a later version arrives, unless it
+//! is one). An older document is rebuilt from the nearest version at or before it that holds
+//! a whole document (an INSERT, or a PATCH that kept one), then at most `KEYFRAME_EVERY - 1`
+//! patches, however long the chain is.
 //!
-//! A keyframe is a PATCH version that also keeps the encoded document after it. Every
-//! [`KEYFRAME_EVERY`]-th version of a run of patches is one, so rebuilding a document decodes
-//! one whole document and at most `KEYFRAME_EVERY - 1` patches, however long the chain is.
+//! Invariant: the newest version of a chain, when it leaves a live document, holds it whole.
 //!
-//! Memory per version: 32 bytes plus its heap bytes (the body, and on a keyframe the encoded
-//! document), against two shared `Value` trees before. The numbers are in
-//! `docs/ARCHITECTURE.md` ("Memory").
+//! Memory per version: 32 bytes plus its heap bytes (the body, and on a keyframe or the newest
+//! version the encoded document), against two decoded `Value` trees (~2 KB here) before. The
+//! numbers are in `docs/ARCHITECTURE.md` ("Memory").
 
 use std::sync::Arc;
 
@@ -69,6 +70,14 @@ impl Version {
         matches!(self.kind, EventType::Insert | EventType::Patch)
     }
 
+    /// Give up the encoded document after the event (a PATCH that is no longer the newest and
+    /// is not a keyframe).
+    fn strip_full(&mut self) {
+        if self.bytes.len() > self.body_len as usize {
+            self.bytes = Box::from(self.body_bytes());
+        }
+    }
+
     /// The encoded whole document after this version, when it holds one.
     fn full_bytes(&self) -> Option<&[u8]> {
         match self.kind {
@@ -92,18 +101,16 @@ fn decode(bytes: &[u8], seq: u64) -> Result<Value> {
     })
 }
 
-/// The versions of one key, in seq order, and the document of the newest.
+/// The versions of one key, in seq order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Chain {
     /// Most keys have one version: the first is stored inline.
     versions: SmallVec<[Version; 1]>,
-    /// The document after the newest version, when it is live.
-    latest: Option<Arc<Value>>,
 }
 
 impl Chain {
-    /// A chain of one version.
-    pub fn of(seq: u64, kind: EventType, body: &[u8], doc: Option<Arc<Value>>) -> Result<Chain> {
+    /// A chain of one version (see [`Chain::push`]).
+    pub fn of(seq: u64, kind: EventType, body: &[u8], doc: Option<&Value>) -> Result<Chain> {
         let mut chain = Chain::default();
         chain.push(seq, kind, body, doc)?;
         Ok(chain)
@@ -117,47 +124,81 @@ impl Chain {
         self.versions.last()
     }
 
-    /// The document after the newest version, when it is live.
-    pub fn latest(&self) -> Option<&Arc<Value>> {
-        self.latest.as_ref()
+    /// The encoded document after the newest version, when it is live.
+    pub fn latest_bytes(&self) -> Option<&[u8]> {
+        self.versions.last().filter(|v| v.has_doc()).and_then(Version::full_bytes)
+    }
+
+    /// The document after the newest version, when it is live, decoded.
+    pub fn latest(&self) -> Result<Option<Value>> {
+        match self.versions.last() {
+            Some(v) if v.has_doc() => match v.full_bytes() {
+                Some(full) => decode(full, v.seq).map(Some),
+                None => Err(missing_base(v.seq)),
+            },
+            _ => Ok(None),
+        }
     }
 
     /// Append a version: `body` is its encoded event body, `doc` the document after it
-    /// (`Some` exactly for INSERT and PATCH).
+    /// (`Some` exactly for INSERT and PATCH; a PATCH's is encoded and kept, see
+    /// [`Chain::push_encoded`]).
     pub fn push(
         &mut self,
         seq: u64,
         kind: EventType,
         body: &[u8],
-        doc: Option<Arc<Value>>,
+        doc: Option<&Value>,
     ) -> Result<()> {
-        let full = match (&doc, kind) {
-            (Some(doc), EventType::Patch) if self.patches_since_full() + 1 >= KEYFRAME_EVERY => {
-                let mut out = Vec::with_capacity(body.len() * 4);
-                crate::msgpack::write_value(&mut out, doc)?;
-                Some(out)
+        match (kind, doc) {
+            (EventType::Patch, Some(doc)) => {
+                let mut full = Vec::with_capacity(body.len() * 4);
+                crate::msgpack::write_value(&mut full, doc)?;
+                self.push_encoded(seq, kind, body, Some(&full))
             }
-            _ => None,
-        };
-        self.versions.push(Version::new(seq, kind, body, full.as_deref())?);
-        self.latest = doc;
+            _ => self.push_encoded(seq, kind, body, None),
+        }
+    }
+
+    /// Append a version given the encoded document after it (`full`, needed for a PATCH; an
+    /// INSERT's is its body). The version before it gives up its own copy of its document
+    /// unless it is a keyframe.
+    pub fn push_encoded(
+        &mut self,
+        seq: u64,
+        kind: EventType,
+        body: &[u8],
+        full: Option<&[u8]>,
+    ) -> Result<()> {
+        if kind == EventType::Patch && full.is_none() {
+            return Err(missing_base(seq));
+        }
+        let n = self.versions.len();
+        if let Some(before) = n.checked_sub(1) {
+            let run = self.patches_since_full(before);
+            if let Some(last) = self.versions.last_mut()
+                && last.kind == EventType::Patch
+                && run + 1 < KEYFRAME_EVERY
+            {
+                last.strip_full();
+            }
+        }
+        let full = if kind == EventType::Patch { full } else { None };
+        self.versions.push(Version::new(seq, kind, body, full)?);
         Ok(())
     }
 
-    /// Patches at the end of the chain after its last version holding a whole document.
-    fn patches_since_full(&self) -> usize {
+    /// Patches without a whole document right before version `i` (at most
+    /// [`KEYFRAME_EVERY`] are counted).
+    fn patches_since_full(&self, i: usize) -> usize {
         self.versions
+            .get(..i)
+            .unwrap_or_default()
             .iter()
             .rev()
             .take(KEYFRAME_EVERY)
             .take_while(|v| v.kind == EventType::Patch && v.full_bytes().is_none())
             .count()
-    }
-
-    /// Take the newest document out (to change it in place); the next call must be
-    /// [`Chain::push`], which sets the newest document again.
-    pub fn take_latest(&mut self) -> Option<Arc<Value>> {
-        self.latest.take()
     }
 
     /// Give back the spare capacity of the version list (it grows by doubling).
@@ -184,15 +225,12 @@ impl Chain {
             .is_some_and(|v| v.seq >= incarnation && v.has_doc())
     }
 
-    /// The document after version `i`: the decoded latest, or rebuilt from the nearest whole
-    /// document at or before it and the patches after that.
+    /// The document after version `i`: decoded when the version holds it whole, else rebuilt
+    /// from the nearest whole document before it and the patches after that.
     pub fn doc_of(&self, i: usize) -> Result<Option<Arc<Value>>> {
         let Some(version) = self.versions.get(i) else { return Ok(None) };
         if !version.has_doc() {
             return Ok(None);
-        }
-        if i + 1 == self.versions.len() {
-            return Ok(self.latest.clone());
         }
         let start = self.versions.get(..=i).unwrap_or_default();
         let Some(from) = start.iter().rposition(|v| v.full_bytes().is_some()) else {
@@ -212,16 +250,13 @@ impl Chain {
     }
 
     /// What [`Chain::doc_at`] would give, in a form that can be finished after the state
-    /// lock is released: the newest document shared, or the encoded bytes an older one is
-    /// rebuilt from, copied to the end of `arena` (so a long scan does not hold up commits
-    /// while it decodes, and copies into one buffer for all its rows).
+    /// lock is released: the encoded bytes the document is decoded or rebuilt from, copied to
+    /// the end of `arena` (so a long scan does not hold up commits while it decodes, and
+    /// copies into one buffer for all its rows).
     pub fn pending_at(&self, seq: u64, incarnation: u64, arena: &mut Vec<u8>) -> Option<Pending> {
         let n = self.versions.partition_point(|v| v.seq <= seq);
         let i = n.checked_sub(1)?;
         let version = self.versions.get(i).filter(|v| v.seq >= incarnation && v.has_doc())?;
-        if i + 1 == self.versions.len() {
-            return self.latest.clone().map(Pending::Ready);
-        }
         let start = self.versions.get(..=i).unwrap_or_default();
         let Some(from) = start.iter().rposition(|v| v.full_bytes().is_some()) else {
             return Some(Pending::Broken(version.seq));
@@ -245,20 +280,15 @@ impl Chain {
         mut f: impl FnMut(&Version, Option<&Arc<Value>>) -> Result<()>,
     ) -> Result<()> {
         let mut doc: Option<Arc<Value>> = None;
-        let last = self.versions.len().saturating_sub(1);
-        for (i, v) in self.versions.iter().enumerate() {
-            doc = if i == last {
-                self.latest.clone()
-            } else {
-                match v.kind {
-                    EventType::Insert => Some(Arc::new(v.body()?)),
-                    EventType::Patch => {
-                        let Some(mut d) = doc.take() else { return Err(missing_base(v.seq)) };
-                        Arc::make_mut(&mut d).merge_patch(&v.body()?);
-                        Some(d)
-                    }
-                    _ => None,
+        for v in &self.versions {
+            doc = match v.kind {
+                EventType::Insert => Some(Arc::new(v.body()?)),
+                EventType::Patch => {
+                    let Some(mut d) = doc.take() else { return Err(missing_base(v.seq)) };
+                    Arc::make_mut(&mut d).merge_patch(&v.body()?);
+                    Some(d)
                 }
+                _ => None,
             };
             f(v, doc.as_ref())?;
         }
@@ -268,8 +298,6 @@ impl Chain {
 
 /// A document to finish outside the state lock (see [`Chain::pending_at`]).
 pub(crate) enum Pending {
-    /// The newest document, shared.
-    Ready(Arc<Value>),
     /// A whole encoded document, then the patches after it, back to back in the arena from
     /// `start`: `ends` holds where each ends.
     Rebuild { seq: u64, start: usize, ends: SmallVec<[usize; 4]> },
@@ -281,7 +309,6 @@ impl Pending {
     /// The document, given the arena [`Chain::pending_at`] copied into.
     pub fn finish(self, arena: &[u8]) -> Result<Arc<Value>> {
         match self {
-            Pending::Ready(doc) => Ok(doc),
             Pending::Broken(seq) => Err(missing_base(seq)),
             Pending::Rebuild { seq, mut start, ends } => {
                 let mut doc = Value::Null;
@@ -327,7 +354,7 @@ mod tests {
             let mut chain = Chain::default();
             let mut expected: Vec<(u64, Option<Value>)> = Vec::new();
             let mut doc = Value::from(json!({"id": 1, "n": 0, "tags": ["a"]}));
-            chain.push(2, EventType::Insert, &enc(&doc), Some(Arc::new(doc.clone()))).unwrap();
+            chain.push(2, EventType::Insert, &enc(&doc), Some(&doc)).unwrap();
             expected.push((2, Some(doc.clone())));
             for p in 0..patches as u64 {
                 let patch = Value::from(
@@ -335,18 +362,14 @@ mod tests {
                 );
                 doc.merge_patch(&patch);
                 let seq = 3 + p * 2;
-                chain
-                    .push(seq, EventType::Patch, &enc(&patch), Some(Arc::new(doc.clone())))
-                    .unwrap();
+                chain.push(seq, EventType::Patch, &enc(&patch), Some(&doc)).unwrap();
                 expected.push((seq, Some(doc.clone())));
             }
             let del = 1000;
             chain.push(del, EventType::SoftDelete, NIL, None).unwrap();
             expected.push((del, None));
             let again = Value::from(json!({"id": 1, "n": -1}));
-            chain
-                .push(1001, EventType::Insert, &enc(&again), Some(Arc::new(again.clone())))
-                .unwrap();
+            chain.push(1001, EventType::Insert, &enc(&again), Some(&again)).unwrap();
             expected.push((1001, Some(again)));
             for (i, (seq, want)) in expected.iter().enumerate() {
                 assert_eq!(
@@ -385,8 +408,8 @@ mod tests {
     #[test]
     fn damaged_bytes_are_an_error_not_a_panic() {
         let mut chain = Chain::default();
-        chain.push(1, EventType::Insert, &[0xc1], Some(Arc::new(Value::Null))).unwrap();
-        chain.push(2, EventType::Patch, &[0x80], Some(Arc::new(Value::Null))).unwrap();
+        chain.push(1, EventType::Insert, &[0xc1], Some(&Value::Null)).unwrap();
+        chain.push(2, EventType::Patch, &[0x80], Some(&Value::Null)).unwrap();
         assert!(chain.doc_of(0).is_err());
         assert!(chain.doc_at(1, 0).is_err());
     }

@@ -424,17 +424,11 @@ impl<'db> Snapshot<'db> {
         let Some(wanted) = crate::index::IndexValue::of(value) else {
             return Ok(Some(Vec::new()));
         };
-        let incarnation = t.schema_at(self.seq).map_or(u64::MAX, |s| s.created_seq);
         let mut rows = Vec::new();
-        for candidate in index.candidates(&wanted, self.seq, incarnation) {
-            // A document the index vouches for holds the value by construction.
-            if let Some(doc) = candidate.doc {
-                rows.push(Row { key: candidate.key, doc: Arc::unwrap_or_clone(doc) });
-                continue;
-            }
-            let Some(doc) = t.doc_at(&candidate.key, self.seq)? else { continue };
+        for key in index.lookup(&wanted, self.seq) {
+            let Some(doc) = t.doc_at(&key, self.seq)? else { continue };
             if crate::index::indexed(Some(&doc), &path).as_ref() == Some(&wanted) {
-                rows.push(Row { key: candidate.key, doc: Arc::unwrap_or_clone(doc) });
+                rows.push(Row { key, doc: Arc::unwrap_or_clone(doc) });
             }
         }
         Ok(Some(rows))

@@ -13,10 +13,6 @@
 //! - Every version whose document has a non-null value `v` at `path`, installed at seq `s`,
 //!   is covered by a range of `(v, key)` that starts at or before `s` and ends after `s`
 //!   unless a later version of the key changed the value. So a lookup never misses a key.
-//! - A key that holds a value now is kept with its latest document and that document's seq,
-//!   moved on by every version of the key; a lookup at a seq at or after that version (in
-//!   the same incarnation of the table) takes the document from the index, every other
-//!   candidate is read from the version chain.
 //! - A lookup may return extra keys (a table dropped and re-created keeps the ranges of its
 //!   old incarnation open); readers re-check every candidate against the document they read,
 //!   so results are exact.
@@ -79,7 +75,7 @@ pub(crate) fn at_path<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> 
 }
 
 /// The index key of the value at `path` in `doc`; `None` when missing or null.
-pub(crate) fn indexed(doc: Option<&Arc<Value>>, path: &[String]) -> Option<IndexValue> {
+pub(crate) fn indexed(doc: Option<&Value>, path: &[String]) -> Option<IndexValue> {
     doc.and_then(|d| at_path(d, path)).and_then(IndexValue::of)
 }
 
@@ -94,24 +90,6 @@ struct Closed {
     to: u64,
 }
 
-/// A key that holds the value now: since `from`, and its latest version is `doc`, installed
-/// at `doc_seq` (a later version that kept the value moves `doc` on, see `on_version`).
-#[derive(Debug, Clone)]
-struct Holder {
-    from: u64,
-    doc_seq: u64,
-    /// `None` only between [`FieldIndex::release`] and the [`FieldIndex::on_change`] after it.
-    doc: Option<Arc<Value>>,
-}
-
-/// A candidate of a lookup: the key, and its document when the index could vouch for it.
-pub(crate) struct Candidate {
-    pub key: Key,
-    /// The key's document at the lookup's seq, when its latest version is at or before that
-    /// seq and in the incarnation asked for; else `None` and the caller reads the document.
-    pub doc: Option<Arc<Value>>,
-}
-
 /// The index of one field path.
 #[derive(Debug, Clone)]
 pub(crate) struct FieldIndex {
@@ -119,8 +97,8 @@ pub(crate) struct FieldIndex {
     pub path: Vec<String>,
     /// Every key the index has seen, once (never removed: ended ranges refer to them).
     keys: IndexSet<Key, foldhash::fast::RandomState>,
-    /// value → key → the key's open range `[from, ∞)` and latest document.
-    live: HashMap<IndexValue, HashMap<KeyId, Holder>>,
+    /// value → key → the start of the key's open range `[from, ∞)`.
+    live: HashMap<IndexValue, HashMap<KeyId, u64>>,
     /// value → the ranges in which keys held the value before, in the order they ended
     /// (a list, not a map: it is only ever appended to, and read whole by a lookup).
     closed: HashMap<IndexValue, Vec<Closed>>,
@@ -153,27 +131,9 @@ impl FieldIndex {
 
     /// Record that `key` changed at `seq` from document `old` to `new` (called for every
     /// version, in seq order per key).
-    pub fn on_version(
-        &mut self,
-        key: &Key,
-        old: Option<&Arc<Value>>,
-        new: Option<&Arc<Value>>,
-        seq: u64,
-    ) {
+    pub fn on_version(&mut self, key: &Key, old: Option<&Value>, new: Option<&Value>, seq: u64) {
         let before = indexed(old, &self.path);
         self.on_change(key, before, new, seq);
-    }
-
-    /// Let go of the index's reference to the latest document of `key`, which holds `before`
-    /// (so the caller can change that document in place when nothing else shares it). The
-    /// next call for the key must be [`FieldIndex::on_change`] with the same `before`.
-    pub fn release(&mut self, key: &Key, before: Option<&IndexValue>) {
-        let Some(id) = self.keys.get_index_of(key) else { return };
-        if let Some(holder) =
-            before.and_then(|v| self.live.get_mut(v)).and_then(|keys| keys.get_mut(&id))
-        {
-            holder.doc = None;
-        }
     }
 
     /// [`FieldIndex::on_version`] given the value the old document held at the path.
@@ -181,41 +141,27 @@ impl FieldIndex {
         &mut self,
         key: &Key,
         before: Option<IndexValue>,
-        new: Option<&Arc<Value>>,
+        new: Option<&Value>,
         seq: u64,
     ) {
         let after = indexed(new, &self.path);
-        if before.is_none() && after.is_none() {
+        if before == after {
+            // Same value (or none): the open range goes on.
             return;
         }
         let id = self.id(key);
-        if before == after {
-            // Same value (or none): only the latest document moves on.
-            if let (Some(value), Some(doc)) = (&after, new)
-                && let Some(holder) = self.live.get_mut(value).and_then(|keys| keys.get_mut(&id))
-            {
-                holder.doc_seq = seq;
-                holder.doc = Some(doc.clone());
-            }
-            return;
-        }
         if let Some(value) = before
             && let Some(keys) = self.live.get_mut(&value)
-            && let Some(holder) = keys.remove(&id)
+            && let Some(from) = keys.remove(&id)
         {
             if keys.is_empty() {
                 self.live.remove(&value);
             }
-            self.closed.entry(value).or_default().push(Closed {
-                key: id,
-                from: holder.from,
-                to: seq,
-            });
+            self.closed.entry(value).or_default().push(Closed { key: id, from, to: seq });
             self.closed_until = self.closed_until.max(seq);
         }
-        if let (Some(value), Some(doc)) = (after, new) {
-            let holder = Holder { from: seq, doc_seq: seq, doc: Some(doc.clone()) };
-            self.live.entry(value).or_default().insert(id, holder);
+        if let Some(value) = after {
+            self.live.entry(value).or_default().insert(id, seq);
         }
     }
 
@@ -224,52 +170,29 @@ impl FieldIndex {
         self.closed.values_mut().for_each(Vec::shrink_to_fit);
     }
 
-    /// The keys whose document held `value` at `seq` (possibly with extra keys; re-check).
-    pub fn lookup(&self, value: &IndexValue, seq: u64) -> Vec<Key> {
-        self.candidates(value, seq, u64::MAX).into_iter().map(|c| c.key).collect()
-    }
-
     /// The keys whose document held `value` at `seq`, in key order, possibly with extra keys
-    /// (re-check those without a document). A key's document comes along when the index holds
-    /// the version the read would find: its latest, installed at or before `seq` and at or
-    /// after `incarnation` (the seq of the table's CREATE live at `seq`).
-    pub fn candidates(&self, value: &IndexValue, seq: u64, incarnation: u64) -> Vec<Candidate> {
-        let mut out: Vec<Candidate> = Vec::new();
+    /// (a table dropped and re-created keeps its old ranges open): readers re-check each
+    /// against the document they read.
+    pub fn lookup(&self, value: &IndexValue, seq: u64) -> Vec<Key> {
+        let mut out: Vec<Key> = Vec::new();
         if let Some(keys) = self.live.get(value) {
-            for (&id, holder) in keys {
-                if holder.from <= seq {
-                    let current = holder.doc_seq <= seq && holder.doc_seq >= incarnation;
-                    out.push(Candidate {
-                        key: self.key(id),
-                        doc: holder.doc.clone().filter(|_| current),
-                    });
-                }
-            }
-            out.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            out.extend(keys.iter().filter(|&(_, &from)| from <= seq).map(|(&id, _)| self.key(id)));
         }
         if seq < self.closed_until
             && let Some(ranges) = self.closed.get(value)
         {
-            let live_count = out.len();
-            for range in ranges {
-                if range.from <= seq && seq < range.to {
-                    out.push(Candidate { key: self.key(range.key), doc: None });
-                }
-            }
-            if out.len() > live_count {
-                // Stable: of a key's candidates, the one from `live` (with its document) stays
-                // first, and a key that held the value in several ranges is kept once.
-                out.sort_by(|a, b| a.key.cmp(&b.key));
-                // A key may have a closed range and the open one; keep one candidate.
-                out.dedup_by(|later, earlier| {
-                    let same = later.key == earlier.key;
-                    if same && earlier.doc.is_none() {
-                        earlier.doc = later.doc.take();
-                    }
-                    same
-                });
+            let live = out.len();
+            out.extend(
+                ranges.iter().filter(|r| r.from <= seq && seq < r.to).map(|r| self.key(r.key)),
+            );
+            if out.len() > live {
+                // A key may hold the value in several ranges (one of them open): keep it once.
+                out.sort_unstable();
+                out.dedup();
+                return out;
             }
         }
+        out.sort_unstable();
         out
     }
 }
@@ -313,7 +236,7 @@ pub(crate) fn sync(
         for (key, chain) in rows {
             let mut previous: Option<Arc<Value>> = None;
             chain.walk(|version, doc| {
-                index.on_version(key, previous.as_ref(), doc, version.seq);
+                index.on_version(key, previous.as_deref(), doc.map(|d| &**d), version.seq);
                 previous = doc.cloned();
                 Ok(())
             })?;
@@ -327,8 +250,8 @@ pub(crate) fn sync(
 mod tests {
     use super::*;
 
-    fn doc(j: serde_json::Value) -> Option<Arc<Value>> {
-        Some(Arc::new(j.into()))
+    fn doc(j: serde_json::Value) -> Option<Value> {
+        Some(j.into())
     }
 
     #[test]

@@ -2,13 +2,12 @@
 //!
 //! Those transactions were validated when they were committed and every frame was checked
 //! (CRC) on the way in, so a data event is installed with one search of its key's chain: the
-//! document after it is computed from the chain's newest document, and only the rules that
+//! document after a PATCH is computed from the chain's newest document (decoded, patched,
+//! encoded again), and only the rules that
 //! tell a history that does not replay are checked again (an INSERT of a live key, a PATCH or
 //! SOFT_DELETE of a missing one, a table that is not live). Anything else (a schema event)
 //! takes the committing path, [`State::prepare`] then [`State::install`]. Both give the same
 //! state; the model and crash tests compare reopened databases with the ones that wrote them.
-
-use std::sync::Arc;
 
 use crate::chain::Chain;
 use crate::error::{Error, Result};
@@ -43,45 +42,59 @@ impl State {
                 return Err(Error::NoSuchTable { table: event.table.to_string() });
             };
             let Some(key) = event.key else { continue };
-            let mut chain = table.rows.get_mut(&key);
-            let live = chain
-                .as_ref()
-                .filter(|c| c.last().is_some_and(|v| v.seq >= incarnation))
-                .and_then(|c| c.latest())
-                .is_some();
-            let old = chain.as_ref().and_then(|c| c.latest());
-            let before: Vec<_> =
-                table.indexes.iter().map(|i| crate::index::indexed(old, &i.path)).collect();
-            let doc = match (event.kind, live) {
-                (EventType::Insert, false) => Some(event.body.clone()),
+            let chain = table.rows.get_mut(&key);
+            let live = chain.as_ref().is_some_and(|c| {
+                c.last().is_some_and(|v| v.seq >= incarnation) && c.latest_bytes().is_some()
+            });
+            // The newest document (any incarnation, as the indexes saw it), decoded only when
+            // an index or a PATCH needs it.
+            let needs_old = !table.indexes.is_empty() || (event.kind == EventType::Patch && live);
+            let old = match chain.as_ref() {
+                Some(c) if needs_old => c.latest()?,
+                _ => None,
+            };
+            let before: Vec<_> = table
+                .indexes
+                .iter()
+                .map(|i| crate::index::indexed(old.as_ref(), &i.path))
+                .collect();
+            let patched = match (event.kind, live) {
+                (EventType::Insert, false) => None,
                 (EventType::Insert, true) => {
                     return Err(Error::DuplicateKey { table: event.table.to_string(), key });
                 }
                 (EventType::Patch, true) => {
-                    // Nothing else holds the newest document once the chain and the indexes
-                    // let go of it, so the patch applies in place (no copy of the document).
-                    for (index, value) in table.indexes.iter_mut().zip(&before) {
-                        index.release(&key, value.as_ref());
-                    }
-                    let current = chain.as_mut().and_then(|c| c.take_latest());
-                    let mut doc = current.map(Arc::unwrap_or_clone).unwrap_or_default();
+                    let mut doc = old.unwrap_or_default();
                     doc.merge_patch(&event.body);
-                    Some(Arc::new(doc))
+                    Some(doc)
                 }
                 (_, false) => {
                     return Err(Error::KeyNotFound { table: event.table.to_string(), key });
                 }
                 (_, true) => None,
             };
-            let body = body_of(&event.encoded)?;
+            let new = match event.kind {
+                EventType::Insert => Some(&*event.body),
+                _ => patched.as_ref(),
+            };
             for (index, value) in table.indexes.iter_mut().zip(before) {
-                index.on_change(&key, value, doc.as_ref(), seq);
+                index.on_change(&key, value, new, seq);
             }
             table.changed_seq = seq;
+            let full = match &patched {
+                Some(doc) => {
+                    let mut out = Vec::new();
+                    crate::msgpack::write_value(&mut out, doc)?;
+                    Some(out)
+                }
+                None => None,
+            };
+            let body = body_of(&event.encoded)?;
             match chain {
-                Some(chain) => chain.push(seq, event.kind, body, doc)?,
+                Some(chain) => chain.push_encoded(seq, event.kind, body, full.as_deref())?,
                 None => {
-                    let chain = Chain::of(seq, event.kind, body, doc)?;
+                    let mut chain = Chain::default();
+                    chain.push_encoded(seq, event.kind, body, full.as_deref())?;
                     table.rows.insert(key, chain);
                 }
             }

@@ -3,8 +3,9 @@
 //! version at or before N, so every read sees whole transactions only.
 //!
 //! The state is derived: it is rebuilt on open from the segments and the WAL.
-//! Memory per version: the seq, the kind and the encoded event body; only the newest
-//! document of each key is held decoded (see [`crate::chain`]).
+//! Memory per version: the seq, the kind and the encoded event body (and the whole document,
+//! encoded, on keyframes and on each key's newest version); nothing is held decoded (see
+//! [`crate::chain`]).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -120,11 +121,11 @@ impl TableState {
             if let Some(doc) = chain.doc_at(horizon, old_incarnation)? {
                 let mut body = Vec::new();
                 crate::msgpack::write_value(&mut body, &doc)?;
-                kept.push(horizon, EventType::Insert, &body, Some(doc))?;
+                kept.push(horizon, EventType::Insert, &body, Some(&doc))?;
             }
             for i in n..chain.versions().len() {
                 let Some(v) = chain.versions().get(i) else { continue };
-                kept.push(v.seq, v.kind, v.body_bytes(), chain.doc_of(i)?)?;
+                kept.push(v.seq, v.kind, v.body_bytes(), chain.doc_of(i)?.as_deref())?;
             }
             if !kept.versions().is_empty() {
                 rows.insert(key.clone(), kept);
@@ -518,8 +519,11 @@ impl State {
                         // them with a version that has no document (history skips its kind).
                         for (key, chain) in table.rows.iter_mut() {
                             if chain.last().is_some_and(|v| v.seq == seq && v.has_doc()) {
-                                for index in &mut table.indexes {
-                                    index.on_version(key, chain.latest(), None, seq);
+                                if !table.indexes.is_empty() {
+                                    let old = chain.latest()?;
+                                    for index in &mut table.indexes {
+                                        index.on_version(key, old.as_ref(), None, seq);
+                                    }
                                 }
                                 chain.push(seq, EventType::DropTable, crate::chain::NIL, None)?;
                             }
@@ -538,16 +542,22 @@ impl State {
                 _ => {
                     if let Some(key) = event.key {
                         if !table.indexes.is_empty() {
-                            let old = table.rows.get(&key).and_then(Chain::latest);
+                            let old = match table.rows.get(&key) {
+                                Some(chain) => chain.latest()?,
+                                None => None,
+                            };
                             for index in &mut table.indexes {
-                                index.on_version(&key, old, change.doc.as_ref(), seq);
+                                index.on_version(&key, old.as_ref(), change.doc.as_deref(), seq);
                             }
                         }
                         let body = crate::event::body_of(&event.encoded)?;
                         match table.rows.get_mut(&key) {
-                            Some(chain) => chain.push(seq, change.kind, body, change.doc)?,
+                            Some(chain) => {
+                                chain.push(seq, change.kind, body, change.doc.as_deref())?
+                            }
                             None => {
-                                let chain = Chain::of(seq, change.kind, body, change.doc)?;
+                                let chain =
+                                    Chain::of(seq, change.kind, body, change.doc.as_deref())?;
                                 table.rows.insert(key, chain);
                             }
                         }

@@ -59,8 +59,8 @@ impl WrittenValues {
     ) {
         let Some(paths) = self.tables.get_mut(table) else { return };
         for (path, holders) in paths {
-            let before = indexed(old, path);
-            let after = indexed(new, path);
+            let before = indexed(old.map(|d| &**d), path);
+            let after = indexed(new.map(|d| &**d), path);
             if before == after {
                 continue;
             }
@@ -89,7 +89,7 @@ impl WrittenValues {
         if !paths.iter().any(|(p, _)| p == path) {
             let mut holders = Holders::default();
             for (key, doc) in written.into_iter().flatten() {
-                if let Some(value) = indexed(doc.as_ref(), path) {
+                if let Some(value) = indexed(doc.as_deref(), path) {
                     holders.entry(value).or_default().push(key.clone());
                 }
             }
@@ -157,7 +157,7 @@ impl State {
             if k == key || written.is_some_and(|w| w.contains_key(k)) {
                 return Ok(false);
             }
-            Ok(indexed(t.doc_at(k, seq)?.as_ref(), path).as_ref() == Some(value))
+            Ok(indexed(t.doc_at(k, seq)?.as_deref(), path).as_ref() == Some(value))
         };
         match t.indexes.iter().find(|i| i.path == path) {
             Some(index) => {
