@@ -133,18 +133,19 @@ impl FieldIndex {
     /// version, in seq order per key).
     pub fn on_version(&mut self, key: &Key, old: Option<&Value>, new: Option<&Value>, seq: u64) {
         let before = indexed(old, &self.path);
-        self.on_change(key, before, new, seq);
+        let after = indexed(new, &self.path);
+        self.on_values(key, before, after, seq);
     }
 
-    /// [`FieldIndex::on_version`] given the value the old document held at the path.
-    pub fn on_change(
+    /// [`FieldIndex::on_version`] given the values the old and the new document hold at the
+    /// path.
+    pub fn on_values(
         &mut self,
         key: &Key,
         before: Option<IndexValue>,
-        new: Option<&Value>,
+        after: Option<IndexValue>,
         seq: u64,
     ) {
-        let after = indexed(new, &self.path);
         if before == after {
             // Same value (or none): the open range goes on.
             return;

@@ -72,6 +72,7 @@ mod index;
 mod isolation;
 pub mod limits;
 mod msgpack;
+mod msgpack_merge;
 mod msgpack_read;
 mod recovery;
 mod replay;

@@ -32,12 +32,95 @@ pub(crate) fn merge_patch(target: &mut Value, bytes: &[u8]) -> Option<()> {
     (reader.at == bytes.len()).then_some(())
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+
+    /// Whether every byte was read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    /// The raw bytes of the next value, skipped without decoding it.
+    pub(crate) fn raw(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        self.skip(0)?;
+        self.bytes.get(start..self.at)
+    }
+
+    /// Skip the next value, checking what decoding it would check (UTF-8 strings, integers
+    /// that fit `i64`, string map keys), without building it.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        if depth > DEPTH_MAX {
+            return None;
+        }
+        let marker = self.byte()?;
+        match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => {}
+            0x80..=0x8f => self.skip_map(usize::from(marker & 0x0f), depth)?,
+            0x90..=0x9f => self.skip_array(usize::from(marker & 0x0f), depth)?,
+            0xa0..=0xbf => {
+                std::str::from_utf8(self.take(usize::from(marker & 0x1f))?).ok()?;
+            }
+            0xc4..=0xc6 => {
+                let len = self.len(1 << (marker - 0xc4))?;
+                self.take(len)?;
+            }
+            0xca | 0xce | 0xd2 => {
+                self.take(4)?;
+            }
+            0xcb | 0xd3 => {
+                self.take(8)?;
+            }
+            0xcf => {
+                i64::try_from(u64::from_be_bytes(self.be()?)).ok()?;
+            }
+            0xcc | 0xd0 => {
+                self.take(1)?;
+            }
+            0xcd | 0xd1 => {
+                self.take(2)?;
+            }
+            0xd9..=0xdb => {
+                let len = self.len(1 << (marker - 0xd9))?;
+                std::str::from_utf8(self.take(len)?).ok()?;
+            }
+            0xdc | 0xdd => {
+                let len = self.len(2 << (marker - 0xdc))?;
+                self.skip_array(len, depth)?;
+            }
+            0xde | 0xdf => {
+                let len = self.len(2 << (marker - 0xde))?;
+                self.skip_map(len, depth)?;
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn skip_array(&mut self, len: usize, depth: usize) -> Option<()> {
+        if len > self.bytes.len().saturating_sub(self.at) {
+            return None;
+        }
+        (0..len).try_for_each(|_| self.skip(depth + 1))
+    }
+
+    fn skip_map(&mut self, len: usize, depth: usize) -> Option<()> {
+        if len > self.bytes.len().saturating_sub(self.at) / 2 {
+            return None;
+        }
+        (0..len).try_for_each(|_| {
+            self.key()?;
+            self.skip(depth + 1)
+        })
+    }
+
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.at.checked_add(n)?;
         let out = self.bytes.get(self.at..end)?;
@@ -111,12 +194,12 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
 
     /// The length of the map whose header is next, consuming the header; `None` if not a map.
-    fn map_header(&mut self) -> Option<usize> {
+    pub(crate) fn map_header(&mut self) -> Option<usize> {
         let marker = self.peek()?;
         match marker {
             0x80..=0x8f => {
@@ -132,7 +215,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A map key (a string), borrowed from the bytes.
-    fn key(&mut self) -> Option<&'a str> {
+    pub(crate) fn key(&mut self) -> Option<&'a str> {
         let marker = self.byte()?;
         let len = match marker {
             0xa0..=0xbf => usize::from(marker & 0x1f),
@@ -323,6 +406,10 @@ mod tests {
                 if let Some(v) = read_value(&b) {
                     assert_eq!(Some(v), serde_decode(&b), "flip of byte {i} bit {bit}");
                 }
+                // Skipping accepts exactly what decoding accepts.
+                let mut reader = Reader::new(&b);
+                let skipped = reader.raw().is_some() && reader.at_end();
+                assert_eq!(skipped, read_value(&b).is_some(), "skip of flip {i}/{bit}");
                 // As a patch: never a panic, and when it applies, what the decoded patch gives.
                 let base = Value::from(json!({"a": [0], "b": {"c": 1}}));
                 let mut got = base.clone();

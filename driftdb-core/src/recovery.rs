@@ -32,6 +32,7 @@ use crate::commit::{
 use crate::db::{Database, Options};
 use crate::error::{Error, Result};
 use crate::event::TxnRecord;
+use crate::replay::DataEvent;
 use crate::schema::validate_table_name;
 use crate::state::{Chain, State};
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet};
@@ -248,18 +249,16 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
     // decoded at once.
     while let Some(seq) = raw_tables.iter().filter_map(RawTable::next_seq).min() {
         let mut unix_ms = None;
-        let mut events = Vec::new();
+        let mut items = Vec::new();
         for raw in &mut raw_tables {
             while let Some(e) = raw.events.get(raw.pos).filter(|e| e.seq == seq) {
-                let path = raw.paths.get(e.file).cloned().unwrap_or_default();
+                let path = || raw.paths.get(e.file).cloned().unwrap_or_default();
                 if unix_ms.is_some_and(|ms| ms != e.unix_ms) {
-                    return Err(Error::corrupt(path, 0, format!("seq {seq} has two times")));
+                    return Err(Error::corrupt(path(), 0, format!("seq {seq} has two times")));
                 }
                 unix_ms = Some(e.unix_ms);
                 let payload = raw.arena.get(e.start..e.start + e.len).unwrap_or_default();
-                let event = segment::decode_payload_of(&raw.name, e.kind, payload)
-                    .map_err(|reason| Error::corrupt(&path, e.at, reason))?;
-                events.push(event);
+                items.push((&raw.name, e.kind, payload, path, e.at));
                 raw.pos += 1;
             }
         }
@@ -272,7 +271,27 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             let ms = state.commit_ms.last().copied().unwrap_or(0);
             state.install(empty, ms, Vec::new(), Vec::new()).map_err(replay)?;
         }
-        state.replay(seq, unix_ms, events).map_err(replay)?;
+        // Data events are installed with their bodies still encoded; a transaction with a
+        // schema event (or a payload the quick split declines) is decoded whole.
+        let data: Option<Vec<DataEvent<'_>>> = items
+            .iter()
+            .map(|&(table, kind, payload, _, _)| {
+                let (key, body) = segment::split_key(payload)?;
+                (DataEvent::is_data(kind)).then_some(DataEvent { table, kind, key: key?, body })
+            })
+            .collect();
+        match data {
+            Some(events) => state.replay_data(seq, unix_ms, events).map_err(replay)?,
+            None => {
+                let mut events = Vec::with_capacity(items.len());
+                for (table, kind, payload, path, at) in items {
+                    let event = segment::decode_payload_of(table, kind, payload)
+                        .map_err(|reason| Error::corrupt(path(), at, reason))?;
+                    events.push(event);
+                }
+                state.replay(seq, unix_ms, events).map_err(replay)?;
+            }
+        }
     }
     for (name, set) in &compacted {
         if let Some(t) = state.tables.get_mut(name) {

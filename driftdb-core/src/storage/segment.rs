@@ -110,6 +110,22 @@ pub(crate) fn decode_payload_of(
     })
 }
 
+/// The key of a `[key, body]` payload, decoded, and the body still encoded; `None` when the
+/// payload is not that shape (the caller then decodes it whole, which reports the damage).
+pub(crate) fn split_key(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
+    let rest = payload.strip_prefix(&[0x92])?;
+    let key_len = crate::msgpack::key_len(rest)?;
+    let (key, body) = rest.split_at_checked(key_len)?;
+    let key = match crate::msgpack_read::read_value(key)? {
+        Value::Null => None,
+        other => Some(Key::from_value(&other)?),
+    };
+    // The body must be exactly one value.
+    let mut reader = crate::msgpack_read::Reader::new(body);
+    reader.raw()?;
+    reader.at_end().then_some((key, body))
+}
+
 /// `[key, body]` decoded without serde (see [`crate::msgpack_read`]); `None` when rmp-serde
 /// must decide.
 fn split_payload(payload: &[u8]) -> Option<(Option<Key>, Value)> {

@@ -1,0 +1,198 @@
+//! A merge patch applied to an encoded document, giving the encoded result, without decoding
+//! either (for the open, which replays every PATCH onto its key's newest document), and the
+//! value at a field path of an encoded document (for the indexes).
+//!
+//! DriftDB writes a map's fields in name order (documents are `BTreeMap`s), so a document and
+//! a patch are merged like two sorted lists: a field only in the document is copied as it is,
+//! a field only in the patch is copied (a map first cleaned of its nulls, a null left out), a
+//! field in both takes the patch's value (merged when both are maps, removed when the patch's
+//! is null). The result decodes to what [`Value::merge_patch`] gives. Bytes that are not maps
+//! of string keys in strictly increasing order, or anything the reader does not take on
+//! itself (see `msgpack_read.rs`), make these functions return `None`: the caller then
+//! decodes, as before.
+
+use crate::msgpack_read::Reader;
+use crate::value::Value;
+
+/// Deeper nesting is left to the decoding path.
+const DEPTH_MAX: usize = 64;
+
+/// Append to `out` the encoding of `doc` (encoded) with the merge patch `patch` (encoded)
+/// applied; `None` when the decoding path must decide (then `out` holds a part of a result).
+pub(crate) fn merge_encoded(doc: &[u8], patch: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    merge(Some(doc), patch, out, 0)
+}
+
+/// One entry of a map being merged: its name and the raw bytes of its value.
+type Entry<'a> = (&'a str, &'a [u8]);
+
+/// The entries of the encoded map `bytes`, checked to be in strictly increasing name order;
+/// `Some(empty)` for `None` (no document) or a document that is not a map (a patch map then
+/// replaces it, as `Value::merge_patch` does).
+fn entries(bytes: Option<&[u8]>) -> Option<Vec<Entry<'_>>> {
+    let Some(bytes) = bytes else { return Some(Vec::new()) };
+    let mut reader = Reader::new(bytes);
+    let Some(len) = reader.map_header() else { return Some(Vec::new()) };
+    let mut out: Vec<Entry<'_>> = Vec::with_capacity(len.min(bytes.len()));
+    for _ in 0..len {
+        let name = reader.key()?;
+        if out.last().is_some_and(|(last, _)| *last >= name) {
+            return None;
+        }
+        out.push((name, reader.raw()?));
+    }
+    reader.at_end().then_some(out)
+}
+
+fn is_map(raw: &[u8]) -> bool {
+    matches!(raw.first(), Some(0x80..=0x8f | 0xde | 0xdf))
+}
+
+fn merge(doc: Option<&[u8]>, patch: &[u8], out: &mut Vec<u8>, depth: usize) -> Option<()> {
+    if depth > DEPTH_MAX {
+        return None;
+    }
+    if !is_map(patch) {
+        // A patch that is not a map replaces the document.
+        out.extend_from_slice(patch);
+        return Some(());
+    }
+    let old = entries(doc)?;
+    let new = entries(Some(patch))?;
+    let mut body = Vec::with_capacity(doc.map_or(0, <[u8]>::len) + patch.len());
+    let mut count: u32 = 0;
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let (o, n) = (old.get(i), new.get(j));
+        let (name, from_doc, from_patch) = match (o, n) {
+            (None, None) => break,
+            (Some(&(on, ov)), None) => (on, Some(ov), None),
+            (None, Some(&(nn, nv))) => (nn, None, Some(nv)),
+            (Some(&(on, ov)), Some(&(nn, nv))) => match on.cmp(nn) {
+                std::cmp::Ordering::Less => (on, Some(ov), None),
+                std::cmp::Ordering::Greater => (nn, None, Some(nv)),
+                std::cmp::Ordering::Equal => (on, Some(ov), Some(nv)),
+            },
+        };
+        if from_doc.is_some() {
+            i += 1;
+        }
+        if from_patch.is_some() {
+            j += 1;
+        }
+        match from_patch {
+            None => write_entry(&mut body, name, from_doc?),
+            Some([0xc0]) => continue, // null: the field is removed
+            Some(value) if is_map(value) => {
+                write_name(&mut body, name);
+                merge(from_doc.filter(|d| is_map(d)), value, &mut body, depth + 1)?;
+            }
+            Some(value) => write_entry(&mut body, name, value),
+        }
+        count = count.checked_add(1)?;
+    }
+    let _ = rmp::encode::write_map_len(out, count);
+    out.extend_from_slice(&body);
+    Some(())
+}
+
+fn write_name(out: &mut Vec<u8>, name: &str) {
+    let _ = rmp::encode::write_str(out, name);
+}
+
+fn write_entry(out: &mut Vec<u8>, name: &str, raw: &[u8]) {
+    write_name(out, name);
+    out.extend_from_slice(raw);
+}
+
+/// The value at `path` in the encoded document `doc`: `Some(None)` when a field on the way is
+/// missing (or not a map), `None` when the decoding path must decide.
+pub(crate) fn value_at(doc: &[u8], path: &[String]) -> Option<Option<Value>> {
+    let mut current = doc;
+    'path: for name in path {
+        let mut reader = Reader::new(current);
+        let Some(len) = reader.map_header() else { return Some(None) };
+        for _ in 0..len {
+            let field = reader.key()?;
+            let raw = reader.raw()?;
+            if field == name {
+                current = raw;
+                continue 'path;
+            }
+        }
+        return Some(None);
+    }
+    crate::msgpack_read::read_value(current).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn enc(j: serde_json::Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::msgpack::write_value(&mut out, &Value::from(j)).unwrap();
+        out
+    }
+
+    #[test]
+    fn merges_like_value_merge_patch() {
+        let docs = [
+            json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4, "s": "x"}),
+            json!({"b": 5, "z": {"q": null}}),
+            json!({}),
+            json!([1, 2]),
+            json!(7),
+        ];
+        let patches = [
+            json!({"a": null, "b": {"c": 20, "x": 1, "d": null}, "f": [1], "s": {"t": null}}),
+            json!({"b": {"c": {"deep": null, "keep": {"n": null, "m": 1}}}, "0": 0, "zz": null}),
+            json!({}),
+            json!({"new": {"x": null}}),
+            json!([3]),
+            json!("replaced"),
+            json!(null),
+        ];
+        for doc in &docs {
+            for patch in &patches {
+                let mut want = Value::from(doc.clone());
+                want.merge_patch(&Value::from(patch.clone()));
+                let mut out = Vec::new();
+                assert_eq!(
+                    merge_encoded(&enc(doc.clone()), &enc(patch.clone()), &mut out),
+                    Some(())
+                );
+                let got: Value = rmp_serde::from_slice(&out).unwrap();
+                assert_eq!(got, want, "{doc} + {patch}");
+            }
+        }
+    }
+
+    #[test]
+    fn declines_unsorted_or_damaged_maps() {
+        // {"b": 1, "a": 2}: names out of order (DriftDB never writes that).
+        let unsorted = [0x82, 0xa1, b'b', 0x01, 0xa1, b'a', 0x02];
+        let mut out = Vec::new();
+        assert_eq!(merge_encoded(&unsorted, &enc(json!({"c": 1})), &mut out), None);
+        assert_eq!(merge_encoded(&enc(json!({"c": 1})), &unsorted, &mut Vec::new()), None);
+        let doc = enc(json!({"a": [1, 2], "b": {"c": 1}}));
+        for n in 0..doc.len() {
+            let _ = merge_encoded(&doc[..n], &enc(json!({"b": {"d": 1}})), &mut Vec::new());
+            let _ = merge_encoded(&enc(json!({"b": 1})), &doc[..n], &mut Vec::new());
+            let _ = value_at(&doc[..n], &["b".into(), "c".into()]);
+        }
+    }
+
+    #[test]
+    fn finds_values_at_paths() {
+        let doc = enc(json!({"a": 1, "b": {"c": "x", "d": null}, "e": [1]}));
+        let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(value_at(&doc, &path("a")), Some(Some(Value::Int(1))));
+        assert_eq!(value_at(&doc, &path("b.c")), Some(Some(Value::String("x".into()))));
+        assert_eq!(value_at(&doc, &path("b.d")), Some(Some(Value::Null)));
+        assert_eq!(value_at(&doc, &path("b.z")), Some(None));
+        assert_eq!(value_at(&doc, &path("e.0")), Some(None));
+        assert_eq!(value_at(&doc, &path("zz")), Some(None));
+    }
+}
