@@ -249,6 +249,15 @@ impl<'db> Transaction<'db> {
     /// one began changed what its [`IsolationLevel`] protects; a transaction that wrote
     /// nothing never fails. On any error nothing of the transaction is applied.
     pub fn commit(mut self) -> Result<CommitInfo> {
+        // Hold every document of the transaction until the commit is done, so that none is
+        // freed under the state's write lock while the commit installs its versions (the state
+        // keeps them encoded): they are freed after the commit, with the transaction.
+        let documents: Vec<Arc<Value>> = self
+            .events
+            .iter()
+            .map(|e| e.body.clone())
+            .chain(self.changes.iter().filter_map(|c| c.doc.clone()))
+            .collect();
         let commit = TxnCommit {
             events: std::mem::take(&mut self.events),
             checked: std::mem::take(&mut self.changes),
@@ -258,7 +267,9 @@ impl<'db> Transaction<'db> {
             reads: self.reads.take().map(Mutex::into_inner),
         };
         self.counted = false;
-        self.db.commit_events(commit)
+        let result = self.db.commit_events(commit);
+        drop(documents);
+        result
     }
 
     /// Discard every buffered event.
