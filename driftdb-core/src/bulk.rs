@@ -160,9 +160,9 @@ mod tests {
                 if k.is_multiple_of(3) { Key::Int(k as i64) } else { Key::Str(format!("k{k}")) };
             let kind = [EventType::Insert, EventType::Patch, EventType::SoftDelete][i % 3];
             let body = Arc::new(Value::Int(i as i64));
-            let doc = (kind != EventType::SoftDelete).then(|| body.clone());
-            events.push(Event::new(table.clone(), kind, Some(key), body.clone()).unwrap());
-            changes.push(Change { kind, payload: body, doc, schema: None });
+            let doc = (kind == EventType::Patch).then(|| body.clone());
+            events.push(Event::new(table.clone(), kind, Some(key), body).unwrap());
+            changes.push(Change { kind, doc, schema: None });
         }
         (events, changes)
     }

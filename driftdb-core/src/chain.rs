@@ -88,6 +88,11 @@ impl Version {
     }
 }
 
+/// Decode a document kept encoded in memory (by a chain or a transaction).
+pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<Value> {
+    decode(bytes, 0)
+}
+
 fn decode(bytes: &[u8], seq: u64) -> Result<Value> {
     if let Some(value) = crate::msgpack_read::read_value(bytes) {
         return Ok(value);

@@ -18,8 +18,10 @@ pub(crate) struct Event {
     pub kind: EventType,
     pub key: Option<Key>,
     /// INSERT: the document; PATCH: the merge patch; SOFT_DELETE and DROP: null;
-    /// CREATE and ALTER: the table's whole schema.
-    pub body: Arc<Value>,
+    /// CREATE and ALTER: the table's whole schema. `None` once a transaction has let the
+    /// decoded body go (an INSERT's, after its checks): [`Event::body`] decodes it again from
+    /// `encoded` when needed.
+    pub body: Option<Arc<Value>>,
     /// msgpack of `[key, body]`: the segment frame payload, and the tail of the WAL event.
     /// Encoded once, when the event is made.
     pub encoded: Vec<u8>,
@@ -49,7 +51,21 @@ impl Event {
             Err(Refusal::Error(e)) => return Err(e),
         }
         debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
-        Ok(Event { table, kind, key, body, encoded })
+        Ok(Event { table, kind, key, body: Some(body), encoded })
+    }
+
+    /// The body, decoded from `encoded` when it was let go.
+    pub fn body(&self) -> Result<Arc<Value>> {
+        if let Some(body) = &self.body {
+            return Ok(body.clone());
+        }
+        let bytes = body_of(&self.encoded)?;
+        let value = match crate::msgpack_read::read_value(bytes) {
+            Some(value) => value,
+            None => rmp_serde::from_slice(bytes)
+                .map_err(|e| Error::invalid(format!("an event body does not decode: {e}")))?,
+        };
+        Ok(Arc::new(value))
     }
 
     /// Append the WAL form `[table, type, key, body]`, reusing the encoded `[key, body]`.

@@ -59,9 +59,33 @@ pub(crate) struct State {
 #[derive(Debug, Clone)]
 pub(crate) struct Change {
     pub kind: EventType,
-    pub payload: Arc<Value>,
+    /// The document after a PATCH. (An INSERT's is its event's body, which a transaction
+    /// does not keep decoded: see [`Written`].)
     pub doc: Option<Arc<Value>>,
     pub schema: Option<Arc<TableSchema>>,
+}
+
+/// A transaction's version of a key it wrote.
+#[derive(Debug, Clone)]
+pub(crate) enum Written {
+    /// Soft-deleted (or not live).
+    Deleted,
+    /// A patched document.
+    Doc(Arc<Value>),
+    /// An inserted document, kept encoded (its body bytes) so that a transaction of many
+    /// inserts lets each decoded document go as soon as it is checked.
+    Encoded(Arc<[u8]>),
+}
+
+impl Written {
+    /// The document, decoded when kept encoded; `None` when deleted.
+    pub fn doc(&self) -> Result<Option<Arc<Value>>> {
+        Ok(match self {
+            Written::Deleted => None,
+            Written::Doc(doc) => Some(doc.clone()),
+            Written::Encoded(bytes) => Some(Arc::new(crate::chain::decode_bytes(bytes)?)),
+        })
+    }
 }
 
 /// What a transaction has changed so far. Its events are validated against the state at
@@ -72,8 +96,8 @@ pub(crate) struct Overlay {
     tables: HashMap<String, Option<Arc<TableSchema>>>,
     /// Tables (re)created inside the transaction: their older rows are not live.
     pub(crate) fresh_tables: HashSet<String>,
-    /// The transaction's version of every key it wrote (`None`: soft-deleted).
-    pub(crate) rows: HashMap<String, HashMap<Key, Option<Arc<Value>>>>,
+    /// The transaction's version of every key it wrote.
+    pub(crate) rows: HashMap<String, HashMap<Key, Written>>,
     /// The values its written rows hold at unique fields (see `unique.rs`).
     pub(crate) written_values: WrittenValues,
 }
@@ -289,8 +313,8 @@ impl State {
         table: &str,
         key: &Key,
     ) -> Result<Option<Arc<Value>>> {
-        if let Some(doc) = overlay.rows.get(table).and_then(|rows| rows.get(key)) {
-            return Ok(doc.clone());
+        if let Some(written) = overlay.rows.get(table).and_then(|rows| rows.get(key)) {
+            return written.doc();
         }
         if overlay.fresh_tables.contains(table) {
             return Ok(None);
@@ -319,9 +343,9 @@ impl State {
             }
         }
         if let Some(written) = overlay.rows.get(table) {
-            for (key, doc) in written {
-                match doc {
-                    Some(doc) => rows.insert(key.clone(), doc.clone()),
+            for (key, written) in written {
+                match written.doc()? {
+                    Some(doc) => rows.insert(key.clone(), doc),
                     None => rows.remove(key),
                 };
             }
@@ -366,11 +390,11 @@ impl State {
     pub fn check(&self, overlay: &mut Overlay, event: &Event) -> Result<Change> {
         let table: &str = &event.table;
         let seq = overlay.base_seq;
-        let mut change =
-            Change { kind: event.kind, payload: event.body.clone(), doc: None, schema: None };
+        let body = event.body()?;
+        let mut change = Change { kind: event.kind, doc: None, schema: None };
         match event.kind {
             EventType::CreateTable | EventType::AlterTable => {
-                let schema: TableSchema = crate::value::from_value(&event.body)?;
+                let schema: TableSchema = crate::value::from_value(&body)?;
                 schema.validate()?;
                 let current = self.overlay_schema(overlay, seq, table);
                 if event.kind == EventType::CreateTable {
@@ -409,8 +433,8 @@ impl State {
                     EventType::Insert => {
                         // The encoded [key, body] bounds the document's own encoded size.
                         let size = event.encoded.len() as u64;
-                        check_document("document", &event.body, Some(size))?;
-                        if !event.body.get(&schema.primary_key).is_some_and(|pk| key.is(pk)) {
+                        check_document("document", &body, Some(size))?;
+                        if !body.get(&schema.primary_key).is_some_and(|pk| key.is(pk)) {
                             return Err(Error::invalid(format!(
                                 "the document's primary key field `{}` must hold the key {key}",
                                 schema.primary_key
@@ -420,15 +444,15 @@ impl State {
                             let key = key.clone();
                             return Err(Error::DuplicateKey { table: table.to_owned(), key });
                         }
-                        Some(change.payload.clone())
+                        Some(body.clone())
                     }
                     EventType::Patch => {
-                        check_document("patch", &event.body, Some(event.encoded.len() as u64))?;
+                        check_document("patch", &body, Some(event.encoded.len() as u64))?;
                         let Some(current) = current else {
                             let key = key.clone();
                             return Err(Error::KeyNotFound { table: table.to_owned(), key });
                         };
-                        if let Some(pk) = event.body.get(&schema.primary_key)
+                        if let Some(pk) = body.get(&schema.primary_key)
                             && !key.is(pk)
                         {
                             return Err(Error::invalid(format!(
@@ -437,7 +461,7 @@ impl State {
                             )));
                         }
                         let mut doc = (*current).clone();
-                        doc.merge_patch(&event.body);
+                        doc.merge_patch(&body);
                         check_document("document", &doc, None)?;
                         Some(Arc::new(doc))
                     }
@@ -457,11 +481,26 @@ impl State {
                 if !overlay.rows.contains_key(table) {
                     overlay.rows.insert(table.to_owned(), HashMap::default());
                 }
+                let written = match (event.kind, &new_doc) {
+                    (_, None) => Written::Deleted,
+                    (EventType::Insert, Some(_)) => {
+                        Written::Encoded(Arc::from(crate::event::body_of(&event.encoded)?))
+                    }
+                    (_, Some(doc)) => Written::Doc(doc.clone()),
+                };
                 if let Some(rows) = overlay.rows.get_mut(table) {
-                    let old = rows.insert(key.clone(), new_doc.clone()).flatten();
-                    overlay.written_values.on_write(table, key, old.as_ref(), new_doc.as_ref());
+                    let old = rows.insert(key.clone(), written);
+                    if overlay.written_values.tracks(table) {
+                        let old = match old {
+                            Some(old) => old.doc()?,
+                            None => None,
+                        };
+                        overlay.written_values.on_write(table, key, old.as_ref(), new_doc.as_ref());
+                    }
                 }
-                change.doc = new_doc;
+                if event.kind == EventType::Patch {
+                    change.doc = new_doc;
+                }
             }
             EventType::WalBatch | EventType::Checkpoint => {
                 return Err(Error::invalid("not a transaction event"));
@@ -546,8 +585,14 @@ impl State {
                                 Some(chain) => chain.latest()?,
                                 None => None,
                             };
+                            let new = match change.kind {
+                                EventType::Insert => Some(Arc::new(crate::chain::decode_bytes(
+                                    crate::event::body_of(&event.encoded)?,
+                                )?)),
+                                _ => change.doc.clone(),
+                            };
                             for index in &mut table.indexes {
-                                index.on_version(&key, old.as_ref(), change.doc.as_deref(), seq);
+                                index.on_version(&key, old.as_ref(), new.as_deref(), seq);
                             }
                         }
                         let body = crate::event::body_of(&event.encoded)?;

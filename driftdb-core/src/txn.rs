@@ -138,9 +138,15 @@ impl<'db> Transaction<'db> {
             _ => Arc::from(table),
         };
         self.last_table = Some(name.clone());
-        let event = Event::new(name, kind, key, Arc::new(body))?;
+        let mut event = Event::new(name, kind, key, Arc::new(body))?;
         self.overlay.base_seq = self.view_seq();
         let change = self.db.state.read().check(&mut self.overlay, &event)?;
+        if kind == EventType::Insert {
+            // Checked: the transaction keeps the document encoded (the event's bytes, and
+            // the overlay's copy), so the decoded one is freed now, while it is still in
+            // cache, not with a hundred thousand others at the commit.
+            event.body = None;
+        }
         let at = self.overlay.base_seq;
         self.checked_at =
             if self.events.is_empty() { Some(at) } else { self.checked_at.filter(|&s| s == at) };
@@ -249,13 +255,14 @@ impl<'db> Transaction<'db> {
     /// one began changed what its [`IsolationLevel`] protects; a transaction that wrote
     /// nothing never fails. On any error nothing of the transaction is applied.
     pub fn commit(mut self) -> Result<CommitInfo> {
-        // Hold every document of the transaction until the commit is done, so that none is
-        // freed under the state's write lock while the commit installs its versions (the state
-        // keeps them encoded): they are freed after the commit, with the transaction.
+        // Hold every decoded document of the transaction until the commit is done, so that
+        // none is freed under the state's write lock while the commit installs its versions
+        // (the state keeps them encoded): they are freed after the commit, with the
+        // transaction. (An INSERT's was let go when it was checked: see `push`.)
         let documents: Vec<Arc<Value>> = self
             .events
             .iter()
-            .map(|e| e.body.clone())
+            .filter_map(|e| e.body.clone())
             .chain(self.changes.iter().filter_map(|c| c.doc.clone()))
             .collect();
         let commit = TxnCommit {

@@ -83,19 +83,24 @@ impl WrittenValues {
         &mut self,
         table: &str,
         path: &[String],
-        written: Option<&HashMap<Key, Option<Arc<Value>>>>,
-    ) -> Option<&Holders> {
+        written: Option<&HashMap<Key, crate::state::Written>>,
+    ) -> Result<Option<&Holders>> {
         let paths = self.tables.entry(table.to_owned()).or_default();
         if !paths.iter().any(|(p, _)| p == path) {
             let mut holders = Holders::default();
-            for (key, doc) in written.into_iter().flatten() {
-                if let Some(value) = indexed(doc.as_deref(), path) {
+            for (key, written) in written.into_iter().flatten() {
+                if let Some(value) = indexed(written.doc()?.as_deref(), path) {
                     holders.entry(value).or_default().push(key.clone());
                 }
             }
             paths.push((path.to_vec(), holders));
         }
-        paths.iter().find(|(p, _)| p == path).map(|(_, holders)| holders)
+        Ok(paths.iter().find(|(p, _)| p == path).map(|(_, holders)| holders))
+    }
+
+    /// Whether the values of `table` are tracked yet (built on first use by a unique check).
+    pub fn tracks(&self, table: &str) -> bool {
+        self.tables.contains_key(table)
     }
 }
 
@@ -142,7 +147,7 @@ impl State {
         key: &Key,
     ) -> Result<Option<Key>> {
         let written = overlay.rows.get(table);
-        let holders = overlay.written_values.holders(table, path, written);
+        let holders = overlay.written_values.holders(table, path, written)?;
         let mine = holders.and_then(|h| h.get(value));
         if let Some(other) = mine.and_then(|keys| keys.iter().find(|k| *k != key)) {
             return Ok(Some(other.clone()));

@@ -354,7 +354,7 @@ fn before_retention(
         let len = trusted.unwrap_or(data.len() as u64);
         let events = segment::scan(&dir.join(&rel), table, data, len).ok()?;
         let schema: crate::TableSchema =
-            crate::value::from_value(&events.first()?.event.body).ok()?;
+            crate::value::from_value(&*events.first()?.event.body().ok()?).ok()?;
         schema.retention_ms
     });
     Error::BeforeRetention {

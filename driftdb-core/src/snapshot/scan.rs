@@ -378,19 +378,20 @@ impl Database {
                 let event = segment::decode_payload(table, fr.kind, fr.payload)
                     .map_err(|e| Error::corrupt(path, at, e))?;
                 replayed += 1;
-                match (event.kind, event.key) {
+                let body = || event.body();
+                match (event.kind, event.key.clone()) {
                     (EventType::CreateTable | EventType::DropTable, _) => {
                         changes.clear();
                         reset = true;
                     }
                     (EventType::Insert, Some(key)) => {
-                        changes.insert(key, Change::Set(Some(event.body)));
+                        changes.insert(key, Change::Set(Some(body()?)));
                     }
                     (EventType::SoftDelete, Some(key)) => {
                         changes.insert(key, Change::Set(None));
                     }
                     (EventType::Patch, Some(key)) => {
-                        fold_patch(&mut changes, key, event.body, path, at)?
+                        fold_patch(&mut changes, key, body()?, path, at)?
                     }
                     _ => {}
                 }

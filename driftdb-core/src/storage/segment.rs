@@ -95,7 +95,7 @@ pub(crate) fn decode_payload_of(
             table: table.clone(),
             kind,
             key,
-            body: std::sync::Arc::new(body),
+            body: Some(std::sync::Arc::new(body)),
             encoded: payload.to_vec(),
         });
     }
@@ -105,7 +105,7 @@ pub(crate) fn decode_payload_of(
         table: table.clone(),
         kind,
         key,
-        body: std::sync::Arc::new(body),
+        body: Some(std::sync::Arc::new(body)),
         encoded: payload.to_vec(),
     })
 }
