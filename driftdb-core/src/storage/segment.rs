@@ -110,9 +110,8 @@ pub(crate) fn decode_payload_of(
     })
 }
 
-/// The key of a `[key, body]` payload, decoded, and the body still encoded; `None` when the
-/// payload is not that shape (the caller then decodes it whole, which reports the damage).
-pub(crate) fn split_key(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
+/// The key of a `[key, body]` payload, decoded, and the body's bytes (not checked).
+fn key_and_body(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
     let rest = payload.strip_prefix(&[0x92])?;
     let key_len = crate::msgpack::key_len(rest)?;
     let (key, body) = rest.split_at_checked(key_len)?;
@@ -120,7 +119,14 @@ pub(crate) fn split_key(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
         Value::Null => None,
         other => Some(Key::from_value(&other)?),
     };
-    // The body must be exactly one value.
+    Some((key, body))
+}
+
+/// The key of a `[key, body]` payload, decoded, and the body still encoded (checked to be
+/// exactly one value that decodes); `None` when the payload is not that shape (the caller
+/// then decodes it whole, which reports the damage).
+pub(crate) fn split_key(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
+    let (key, body) = key_and_body(payload)?;
     let mut reader = crate::msgpack_read::Reader::new(body);
     reader.raw()?;
     reader.at_end().then_some((key, body))
@@ -129,13 +135,7 @@ pub(crate) fn split_key(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
 /// `[key, body]` decoded without serde (see [`crate::msgpack_read`]); `None` when rmp-serde
 /// must decide.
 fn split_payload(payload: &[u8]) -> Option<(Option<Key>, Value)> {
-    let rest = payload.strip_prefix(&[0x92])?;
-    let key_len = crate::msgpack::key_len(rest)?;
-    let (key, body) = rest.split_at_checked(key_len)?;
-    let key = match crate::msgpack_read::read_value(key)? {
-        Value::Null => None,
-        other => Some(Key::from_value(&other)?),
-    };
+    let (key, body) = key_and_body(payload)?;
     Some((key, crate::msgpack_read::read_value(body)?))
 }
 
