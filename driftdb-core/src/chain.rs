@@ -94,10 +94,7 @@ pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<Value> {
 }
 
 fn decode(bytes: &[u8], seq: u64) -> Result<Value> {
-    if let Some(value) = crate::msgpack_read::read_value(bytes) {
-        return Ok(value);
-    }
-    rmp_serde::from_slice(bytes).map_err(|e| {
+    crate::msgpack_read::decode(bytes).map_err(|e| {
         Error::corrupt(
             "(in-memory state)",
             0,
@@ -237,21 +234,20 @@ impl Chain {
         if !version.has_doc() {
             return Ok(None);
         }
-        let start = self.versions.get(..=i).unwrap_or_default();
-        let Some(from) = start.iter().rposition(|v| v.full_bytes().is_some()) else {
-            return Err(missing_base(version.seq));
-        };
-        let (base, patches) = match start.get(from..).and_then(|s| s.split_first()) {
-            Some(split) => split,
-            None => return Err(missing_base(version.seq)),
-        };
-        let mut doc = decode(base.full_bytes().unwrap_or_default(), base.seq)?;
-        for patch in patches {
-            if crate::msgpack_read::merge_patch(&mut doc, patch.body_bytes()).is_none() {
-                doc.merge_patch(&patch.body()?);
-            }
-        }
+        let (full, patches) = self.base_of(i)?;
+        let doc = rebuild(full, patches.iter().map(Version::body_bytes), version.seq)?;
         Ok(Some(Arc::new(doc)))
+    }
+
+    /// The whole encoded document that the document after version `i` is rebuilt from, and
+    /// the patch versions after it up to `i`.
+    fn base_of(&self, i: usize) -> Result<(&[u8], &[Version])> {
+        let seq = self.versions.get(i).map_or(0, |v| v.seq);
+        let start = self.versions.get(..=i).unwrap_or_default();
+        let from = start.iter().rposition(|v| v.full_bytes().is_some());
+        let split = from.and_then(|from| start.get(from..)).and_then(|s| s.split_first());
+        let (base, patches) = split.ok_or_else(|| missing_base(seq))?;
+        Ok((base.full_bytes().unwrap_or_default(), patches))
     }
 
     /// What [`Chain::doc_at`] would give, in a form that can be finished after the state
@@ -262,13 +258,11 @@ impl Chain {
         let n = self.versions.partition_point(|v| v.seq <= seq);
         let i = n.checked_sub(1)?;
         let version = self.versions.get(i).filter(|v| v.seq >= incarnation && v.has_doc())?;
-        let start = self.versions.get(..=i).unwrap_or_default();
-        let Some(from) = start.iter().rposition(|v| v.full_bytes().is_some()) else {
+        let Ok((full, patches)) = self.base_of(i) else {
             return Some(Pending::Broken(version.seq));
         };
-        let (base, patches) = start.get(from..).and_then(|s| s.split_first())?;
         let start = arena.len();
-        arena.extend_from_slice(base.full_bytes().unwrap_or_default());
+        arena.extend_from_slice(full);
         let mut ends = SmallVec::new();
         ends.push(arena.len());
         for patch in patches {
@@ -315,21 +309,27 @@ impl Pending {
     pub fn finish(self, arena: &[u8]) -> Result<Arc<Value>> {
         match self {
             Pending::Broken(seq) => Err(missing_base(seq)),
-            Pending::Rebuild { seq, mut start, ends } => {
-                let mut doc = Value::Null;
-                for (n, &end) in ends.iter().enumerate() {
-                    let part = arena.get(start..end).unwrap_or_default();
-                    if n == 0 {
-                        doc = decode(part, seq)?;
-                    } else if crate::msgpack_read::merge_patch(&mut doc, part).is_none() {
-                        doc.merge_patch(&decode(part, seq)?);
-                    }
-                    start = end;
-                }
-                Ok(Arc::new(doc))
+            Pending::Rebuild { seq, start, ends } => {
+                let starts = std::iter::once(start).chain(ends.iter().copied());
+                let mut parts =
+                    starts.zip(ends.iter()).map(|(s, &e)| arena.get(s..e).unwrap_or_default());
+                let full = parts.next().unwrap_or_default();
+                Ok(Arc::new(rebuild(full, parts, seq)?))
             }
         }
     }
+}
+
+/// A whole encoded document with the encoded patches merged in, in order (each straight from
+/// its bytes, or decoded where the reader declines).
+fn rebuild<'a>(full: &[u8], patches: impl Iterator<Item = &'a [u8]>, seq: u64) -> Result<Value> {
+    let mut doc = decode(full, seq)?;
+    for patch in patches {
+        if crate::msgpack_read::merge_patch(&mut doc, patch).is_none() {
+            doc.merge_patch(&decode(patch, seq)?);
+        }
+    }
+    Ok(doc)
 }
 
 fn missing_base(seq: u64) -> Error {

@@ -59,12 +59,8 @@ impl Event {
         if let Some(body) = &self.body {
             return Ok(body.clone());
         }
-        let bytes = body_of(&self.encoded)?;
-        let value = match crate::msgpack_read::read_value(bytes) {
-            Some(value) => value,
-            None => rmp_serde::from_slice(bytes)
-                .map_err(|e| Error::invalid(format!("an event body does not decode: {e}")))?,
-        };
+        let value = crate::msgpack_read::decode(body_of(&self.encoded)?)
+            .map_err(|e| Error::invalid(format!("an event body does not decode: {e}")))?;
         Ok(Arc::new(value))
     }
 

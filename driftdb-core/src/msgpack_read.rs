@@ -22,6 +22,15 @@ pub(crate) fn read_value(bytes: &[u8]) -> Option<Value> {
     (reader.at == bytes.len()).then_some(value)
 }
 
+/// Decode `bytes` with [`read_value`], or with rmp-serde where it declines (which then
+/// reports the error, as before).
+pub(crate) fn decode(bytes: &[u8]) -> Result<Value, rmp_serde::decode::Error> {
+    match read_value(bytes) {
+        Some(value) => Ok(value),
+        None => rmp_serde::from_slice(bytes),
+    }
+}
+
 /// Apply the merge patch (RFC 7386, as [`Value::merge_patch`]) encoded in `bytes` to
 /// `target`, without building the patch as a [`Value`]. `None` when rmp-serde must decide: the
 /// patch may then be partly applied, and the caller applies the whole decoded patch, which

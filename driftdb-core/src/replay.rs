@@ -96,7 +96,7 @@ impl State {
                             Some(c) => c.latest()?.unwrap_or_default(),
                             None => Value::Null,
                         };
-                        doc.merge_patch(&decode(body)?);
+                        doc.merge_patch(&crate::chain::decode_bytes(body)?);
                         full.clear();
                         crate::msgpack::write_value(&mut full, &doc)?;
                     }
@@ -138,15 +138,7 @@ impl State {
 fn indexed_bytes(doc: &[u8], path: &[String]) -> Result<Option<IndexValue>> {
     let value = match crate::msgpack_merge::value_at(doc, path) {
         Some(value) => value,
-        None => crate::index::at_path(&decode(doc)?, path).cloned(),
+        None => crate::index::at_path(&crate::chain::decode_bytes(doc)?, path).cloned(),
     };
     Ok(value.as_ref().and_then(IndexValue::of))
-}
-
-/// Decode an encoded document or patch (the reader, else rmp-serde for what it declines).
-fn decode(bytes: &[u8]) -> Result<Value> {
-    if let Some(value) = crate::msgpack_read::read_value(bytes) {
-        return Ok(value);
-    }
-    rmp_serde::from_slice(bytes).map_err(|e| Error::invalid(format!("a body does not decode: {e}")))
 }
