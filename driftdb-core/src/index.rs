@@ -125,8 +125,8 @@ impl FieldIndex {
         }
     }
 
-    fn key(&self, id: KeyId) -> Key {
-        self.keys.get_index(id).cloned().unwrap_or(Key::Int(i64::MIN))
+    fn key(&self, id: KeyId) -> Option<Key> {
+        self.keys.get_index(id).cloned()
     }
 
     /// Record that `key` changed at `seq` from document `old` to `new` (called for every
@@ -177,14 +177,19 @@ impl FieldIndex {
     pub fn lookup(&self, value: &IndexValue, seq: u64) -> Vec<Key> {
         let mut out: Vec<Key> = Vec::new();
         if let Some(keys) = self.live.get(value) {
-            out.extend(keys.iter().filter(|&(_, &from)| from <= seq).map(|(&id, _)| self.key(id)));
+            out.extend(
+                keys.iter().filter(|&(_, &from)| from <= seq).filter_map(|(&id, _)| self.key(id)),
+            );
         }
         if seq < self.closed_until
             && let Some(ranges) = self.closed.get(value)
         {
             let live = out.len();
             out.extend(
-                ranges.iter().filter(|r| r.from <= seq && seq < r.to).map(|r| self.key(r.key)),
+                ranges
+                    .iter()
+                    .filter(|r| r.from <= seq && seq < r.to)
+                    .filter_map(|r| self.key(r.key)),
             );
             if out.len() > live {
                 // A key may hold the value in several ranges (one of them open): keep it once.

@@ -378,21 +378,20 @@ impl Database {
                 let event = segment::decode_payload(table, fr.kind, fr.payload)
                     .map_err(|e| Error::corrupt(path, at, e))?;
                 replayed += 1;
-                let body = || event.body();
-                match (event.kind, event.key.clone()) {
+                // Read from a segment: the body is decoded, and this only shares it.
+                let body = event.body()?;
+                match (event.kind, event.key) {
                     (EventType::CreateTable | EventType::DropTable, _) => {
                         changes.clear();
                         reset = true;
                     }
                     (EventType::Insert, Some(key)) => {
-                        changes.insert(key, Change::Set(Some(body()?)));
+                        changes.insert(key, Change::Set(Some(body)));
                     }
                     (EventType::SoftDelete, Some(key)) => {
                         changes.insert(key, Change::Set(None));
                     }
-                    (EventType::Patch, Some(key)) => {
-                        fold_patch(&mut changes, key, body()?, path, at)?
-                    }
+                    (EventType::Patch, Some(key)) => fold_patch(&mut changes, key, body, path, at)?,
                     _ => {}
                 }
                 Ok(())
