@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
-use driftdb_benches::run;
+use driftdb_benches::{run, sample};
 use driftdb_core::{Database, TableSchema, Value};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -50,18 +50,6 @@ fn fresh_dir() -> TempDir {
     run::fresh_dir(env!("CARGO_TARGET_TMPDIR"), "driftdb-bench-").expect("tempdir")
 }
 
-/// Document `i`: about 100 bytes as JSON, e.g.
-/// `{"id":"k42","name":"customer-000042","amount":42,"active":true,"tags":["red","green","blue"]}`.
-fn doc_json(i: u64) -> serde_json::Value {
-    serde_json::json!({
-        "id": format!("k{i}"),
-        "name": format!("customer-{i:06}"),
-        "amount": i,
-        "active": i.is_multiple_of(2),
-        "tags": ["red", "green", "blue"],
-    })
-}
-
 /// The same documents in each engine's input form: a DriftDB [`Value`], and SQLite's
 /// `(id, JSON text)` row.
 struct Dataset {
@@ -71,7 +59,7 @@ struct Dataset {
 
 impl Dataset {
     fn new(n: u64) -> Self {
-        let json: Vec<serde_json::Value> = (0..n).map(doc_json).collect();
+        let json: Vec<serde_json::Value> = (0..n).map(sample::customer_json).collect();
         let rows = json.iter().map(|d| (d["id"].as_str().unwrap_or("").to_owned(), d.to_string()));
         let rows = rows.collect();
         let values = json.into_iter().map(Value::from).collect();
@@ -214,7 +202,7 @@ fn single_commit(c: &mut Criterion) {
     g.bench_function("driftdb", |b| {
         b.iter(|| {
             let mut tx = db.begin();
-            tx.insert(TABLE, Value::from(doc_json(i))).expect("insert");
+            tx.insert(TABLE, sample::customer(i)).expect("insert");
             i += 1;
             black_box(tx.commit().expect("commit"))
         });
@@ -225,7 +213,7 @@ fn single_commit(c: &mut Criterion) {
     let mut i = 0_u64;
     g.bench_function("sqlite_full", |b| {
         b.iter(|| {
-            let doc = doc_json(i);
+            let doc = sample::customer_json(i);
             sqlite_insert(&conn, doc["id"].as_str().unwrap_or(""), &doc.to_string());
             i += 1;
         });
@@ -243,7 +231,7 @@ fn commit_in_threads(db: &Database, next: &AtomicU64, threads: u64, per_thread: 
                 for _ in 0..per_thread {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let mut tx = db.begin();
-                    tx.insert(TABLE, Value::from(doc_json(i))).expect("insert");
+                    tx.insert(TABLE, sample::customer(i)).expect("insert");
                     tx.commit().expect("commit");
                 }
             });
@@ -329,7 +317,7 @@ mod paired {
                     while start.elapsed() < block {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let mut tx = db.begin();
-                        tx.insert(TABLE, Value::from(doc_json(i))).expect("insert");
+                        tx.insert(TABLE, sample::customer(i)).expect("insert");
                         tx.commit().expect("commit");
                         total.fetch_add(1, Ordering::Relaxed);
                     }
@@ -439,14 +427,14 @@ mod paired {
         let mut drift = || {
             rate(block, || {
                 let mut tx = db.begin();
-                tx.insert(TABLE, Value::from(doc_json(i))).expect("insert");
+                tx.insert(TABLE, sample::customer(i)).expect("insert");
                 i += 1;
                 tx.commit().expect("commit");
             })
         };
         let mut sqlite = || {
             rate(block, || {
-                let doc = doc_json(j);
+                let doc = sample::customer_json(j);
                 sqlite_insert(&conn, doc["id"].as_str().unwrap_or(""), &doc.to_string());
                 j += 1;
             })

@@ -1,10 +1,15 @@
-//! The customer documents and patches of the small benchmarks (compaction, snapshots,
+//! The customer documents and patches of the benchmarks (commit, compaction, snapshots,
 //! retention): about 100 bytes of JSON each, keyed `k<n>`.
 
 use driftdb_core::Value;
 
 /// Document `key`: `{"id":"k42","name":"customer-000042","amount":42,"active":true,"tags":[…]}`.
 pub fn customer(key: u64) -> Value {
+    customer_json(key).into()
+}
+
+/// [`customer`] as JSON (what SQLite stores as text).
+pub fn customer_json(key: u64) -> serde_json::Value {
     serde_json::json!({
         "id": format!("k{key}"),
         "name": format!("customer-{key:06}"),
@@ -12,7 +17,6 @@ pub fn customer(key: u64) -> Value {
         "active": key.is_multiple_of(2),
         "tags": ["red", "green", "blue"],
     })
-    .into()
 }
 
 /// Patch `version` of document `key`: changes `amount` and `active`, sets `v`.

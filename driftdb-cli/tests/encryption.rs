@@ -28,18 +28,9 @@ fn ok(out: Output) -> Output {
 }
 
 fn assert_no_secret(dir: &Path) {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let data = std::fs::read(&path).unwrap();
-                let found = data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
-                assert!(!found, "plaintext in {}", path.display());
-            }
-        }
+    for (path, data) in common::tree(dir) {
+        let found = data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+        assert!(!found, "plaintext in {}", path.display());
     }
 }
 
