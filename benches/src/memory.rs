@@ -1,6 +1,6 @@
 //! Resident memory of this process, from Linux's `/proc/self/status`: `VmRSS` (now) and
-//! `VmHWM` (the peak so far). Elsewhere both are `None`; `/usr/bin/time -v` gives the peak of a
-//! whole run on any Unix.
+//! `VmHWM` (the peak so far, which [`reset_peak`] starts over). Elsewhere both are `None`;
+//! `/usr/bin/time -v` gives the peak of a whole run on any Unix.
 
 /// Resident memory in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,6 +26,13 @@ pub fn resident() -> Resident {
         }
         Err(_) => Resident::default(),
     }
+}
+
+/// Start the peak (`VmHWM`) over from the resident size now, so that a later peak is the
+/// peak of what ran after this call (Linux: `echo 5 > /proc/self/clear_refs`). Returns whether
+/// it could; where it cannot, a later peak still counts everything before it.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
 #[cfg(test)]

@@ -321,7 +321,9 @@ pub struct MemoryProbe {
     /// Right after `Database::open` returned.
     pub after_open: Resident,
     /// After a streamed scan AS OF the middle seq (`Database::scan_stream`, what an export
-    /// runs; each row is dropped as soon as it is read, so `peak` is the figure that counts).
+    /// runs; each row is dropped as soon as it is read, so `peak` is the figure that counts:
+    /// the peak of the scan alone, as the peak is started over after the open where Linux
+    /// allows it, else of the open and the scan).
     pub after_scan: Option<Resident>,
     /// Rows the scan returned.
     pub scanned_rows: u64,
@@ -336,6 +338,7 @@ pub fn memory_probe(built: &Built, scan: bool) -> Result<MemoryProbe> {
     let after_open = resident();
     let mut probe = MemoryProbe { open_ms, after_open, ..MemoryProbe::default() };
     if scan {
+        crate::memory::reset_peak();
         // What `driftdb export --as-of` runs: the streamed scan from the nearest snapshot (or
         // the segments), one row at a time.
         for row in db.scan_stream(crate::history::TABLE, AsOf::Seq(built.shape.mid_seq()))? {

@@ -175,6 +175,49 @@ impl Chain {
         if kind == EventType::Patch && full.is_none() {
             return Err(missing_base(seq));
         }
+        let full = if kind == EventType::Patch { full } else { None };
+        let version = Version::new(seq, kind, body, full)?;
+        self.push_version(version);
+        Ok(())
+    }
+
+    /// Append a version while many are appended in a row (the open's replay, see
+    /// `replay.rs`): as [`Chain::push_encoded`], except that a PATCH keeps its document
+    /// (`full`, the encoded document after it) only when it is a keyframe, so the newest
+    /// version may lack it until [`Chain::set_latest`] gives it back.
+    pub fn push_staged(
+        &mut self,
+        seq: u64,
+        kind: EventType,
+        body: &[u8],
+        full: Option<&[u8]>,
+    ) -> Result<()> {
+        let keyframe = kind == EventType::Patch
+            && self.patches_since_full(self.versions.len()) + 1 >= KEYFRAME_EVERY;
+        let full = match (kind, full) {
+            (EventType::Patch, None) => return Err(missing_base(seq)),
+            (EventType::Patch, Some(full)) if keyframe => Some(full),
+            _ => None,
+        };
+        let version = Version::new(seq, kind, body, full)?;
+        self.push_version(version);
+        Ok(())
+    }
+
+    /// Give the newest version, when it is a PATCH without its document, the encoded document
+    /// after it (the end of a run of [`Chain::push_staged`]: the chain's invariant holds
+    /// again).
+    pub fn set_latest(&mut self, full: &[u8]) -> Result<()> {
+        if let Some(last) = self.versions.last_mut()
+            && last.kind == EventType::Patch
+            && last.full_bytes().is_none()
+        {
+            *last = Version::new(last.seq, last.kind, last.body_bytes(), Some(full))?;
+        }
+        Ok(())
+    }
+
+    fn push_version(&mut self, version: Version) {
         let n = self.versions.len();
         if let Some(before) = n.checked_sub(1) {
             let run = self.patches_since_full(before);
@@ -185,9 +228,7 @@ impl Chain {
                 last.strip_full();
             }
         }
-        let full = if kind == EventType::Patch { full } else { None };
-        self.versions.push(Version::new(seq, kind, body, full)?);
-        Ok(())
+        self.versions.push(version);
     }
 
     /// Patches without a whole document right before version `i` (at most

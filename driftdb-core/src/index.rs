@@ -80,7 +80,7 @@ pub(crate) fn indexed(doc: Option<&Value>, path: &[String]) -> Option<IndexValue
 }
 
 /// A key by its number in [`FieldIndex::keys`]: ranges refer to a key without a copy of it.
-type KeyId = usize;
+pub(crate) type KeyId = usize;
 
 /// A seq range `[from, to)` in which `key` held a value, ended by a later version.
 #[derive(Debug, Clone)]
@@ -118,7 +118,7 @@ impl FieldIndex {
     }
 
     /// The number of `key`, given it the first time.
-    fn id(&mut self, key: &Key) -> KeyId {
+    pub fn id(&mut self, key: &Key) -> KeyId {
         match self.keys.get_index_of(key) {
             Some(id) => id,
             None => self.keys.insert_full(key.clone()).0,
@@ -151,19 +151,50 @@ impl FieldIndex {
             return;
         }
         let id = self.id(key);
+        self.on_values_of(id, before, after, seq);
+    }
+
+    /// [`FieldIndex::on_values`] for the key numbered `id` (see [`FieldIndex::id`]).
+    fn on_values_of(
+        &mut self,
+        id: KeyId,
+        before: Option<IndexValue>,
+        after: Option<IndexValue>,
+        seq: u64,
+    ) {
+        if before == after {
+            return;
+        }
         if let Some(value) = before
-            && let Some(keys) = self.live.get_mut(&value)
-            && let Some(from) = keys.remove(&id)
+            && let Some(from) = self.take_live(id, &value)
         {
-            if keys.is_empty() {
-                self.live.remove(&value);
-            }
-            self.closed.entry(value).or_default().push(Closed { key: id, from, to: seq });
-            self.closed_until = self.closed_until.max(seq);
+            self.push_closed(id, value, from, seq);
         }
         if let Some(value) = after {
-            self.live.entry(value).or_default().insert(id, seq);
+            self.put_live(id, value, seq);
         }
+    }
+
+    /// Take `id`'s open range of `value` out of the live set (the open's replay keeps it with
+    /// the row while it replays, see `replay.rs`): its start, if it had one.
+    pub fn take_live(&mut self, id: KeyId, value: &IndexValue) -> Option<u64> {
+        let keys = self.live.get_mut(value)?;
+        let from = keys.remove(&id);
+        if keys.is_empty() {
+            self.live.remove(value);
+        }
+        from
+    }
+
+    /// Put `id`'s open range of `value`, from `from`, into the live set.
+    pub fn put_live(&mut self, id: KeyId, value: IndexValue, from: u64) {
+        self.live.entry(value).or_default().insert(id, from);
+    }
+
+    /// Record that `id` held `value` in `[from, to)`.
+    pub fn push_closed(&mut self, id: KeyId, value: IndexValue, from: u64, to: u64) {
+        self.closed.entry(value).or_default().push(Closed { key: id, from, to });
+        self.closed_until = self.closed_until.max(to);
     }
 
     /// Give back the spare capacity of the lists of ended ranges (they grow by doubling).

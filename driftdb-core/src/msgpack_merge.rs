@@ -11,6 +11,8 @@
 //! itself (see `msgpack_read.rs`), make these functions return `None`: the caller then
 //! decodes, as before.
 
+use smallvec::SmallVec;
+
 use crate::msgpack_read::Reader;
 use crate::value::Value;
 
@@ -26,14 +28,17 @@ pub(crate) fn merge_encoded(doc: &[u8], patch: &[u8], out: &mut Vec<u8>) -> Opti
 /// One entry of a map being merged: its name and the raw bytes of its value.
 type Entry<'a> = (&'a str, &'a [u8]);
 
+/// The entries of a map, on the stack for the usual document.
+type Entries<'a> = SmallVec<[Entry<'a>; 16]>;
+
 /// The entries of the encoded map `bytes`, checked to be in strictly increasing name order;
 /// `Some(empty)` for `None` (no document) or a document that is not a map (a patch map then
 /// replaces it, as `Value::merge_patch` does).
-fn entries(bytes: Option<&[u8]>) -> Option<Vec<Entry<'_>>> {
-    let Some(bytes) = bytes else { return Some(Vec::new()) };
+fn entries(bytes: Option<&[u8]>) -> Option<Entries<'_>> {
+    let Some(bytes) = bytes else { return Some(Entries::new()) };
     let mut reader = Reader::new(bytes);
-    let Some(len) = reader.map_header() else { return Some(Vec::new()) };
-    let mut out: Vec<Entry<'_>> = Vec::with_capacity(len.min(bytes.len()));
+    let Some(len) = reader.map_header() else { return Some(Entries::new()) };
+    let mut out = Entries::with_capacity(len.min(bytes.len()));
     for _ in 0..len {
         let name = reader.key()?;
         if out.last().is_some_and(|(last, _)| *last >= name) {
@@ -48,6 +53,30 @@ fn is_map(raw: &[u8]) -> bool {
     matches!(raw.first(), Some(0x80..=0x8f | 0xde | 0xdf))
 }
 
+/// The union of two sorted entry lists, in name order: each name with its value in the
+/// document and in the patch, where it has one.
+fn union<'a>(
+    old: &'a [Entry<'a>],
+    new: &'a [Entry<'a>],
+) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>, Option<&'a [u8]>)> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let (name, from_doc, from_patch) = match (old.get(i), new.get(j)) {
+            (None, None) => return None,
+            (Some(&(on, ov)), None) => (on, Some(ov), None),
+            (None, Some(&(nn, nv))) => (nn, None, Some(nv)),
+            (Some(&(on, ov)), Some(&(nn, nv))) => match on.cmp(nn) {
+                std::cmp::Ordering::Less => (on, Some(ov), None),
+                std::cmp::Ordering::Greater => (nn, None, Some(nv)),
+                std::cmp::Ordering::Equal => (on, Some(ov), Some(nv)),
+            },
+        };
+        i += usize::from(from_doc.is_some());
+        j += usize::from(from_patch.is_some());
+        Some((name, from_doc, from_patch))
+    })
+}
+
 fn merge(doc: Option<&[u8]>, patch: &[u8], out: &mut Vec<u8>, depth: usize) -> Option<()> {
     if depth > DEPTH_MAX {
         return None;
@@ -59,40 +88,21 @@ fn merge(doc: Option<&[u8]>, patch: &[u8], out: &mut Vec<u8>, depth: usize) -> O
     }
     let old = entries(doc)?;
     let new = entries(Some(patch))?;
-    let mut body = Vec::with_capacity(doc.map_or(0, <[u8]>::len) + patch.len());
-    let mut count: u32 = 0;
-    let (mut i, mut j) = (0, 0);
-    loop {
-        let (o, n) = (old.get(i), new.get(j));
-        let (name, from_doc, from_patch) = match (o, n) {
-            (None, None) => break,
-            (Some(&(on, ov)), None) => (on, Some(ov), None),
-            (None, Some(&(nn, nv))) => (nn, None, Some(nv)),
-            (Some(&(on, ov)), Some(&(nn, nv))) => match on.cmp(nn) {
-                std::cmp::Ordering::Less => (on, Some(ov), None),
-                std::cmp::Ordering::Greater => (nn, None, Some(nv)),
-                std::cmp::Ordering::Equal => (on, Some(ov), Some(nv)),
-            },
-        };
-        if from_doc.is_some() {
-            i += 1;
-        }
-        if from_patch.is_some() {
-            j += 1;
-        }
+    // Every name of either map is written unless the patch sets it to null (removed): count
+    // them first, so the map header goes straight before the entries.
+    let count = union(&old, &new).filter(|&(_, _, p)| p != Some(&[0xc0][..])).count();
+    let _ = rmp::encode::write_map_len(out, u32::try_from(count).ok()?);
+    for (name, from_doc, from_patch) in union(&old, &new) {
         match from_patch {
-            None => write_entry(&mut body, name, from_doc?),
+            None => write_entry(out, name, from_doc?),
             Some([0xc0]) => continue, // null: the field is removed
             Some(value) if is_map(value) => {
-                write_name(&mut body, name);
-                merge(from_doc.filter(|d| is_map(d)), value, &mut body, depth + 1)?;
+                write_name(out, name);
+                merge(from_doc.filter(|d| is_map(d)), value, out, depth + 1)?;
             }
-            Some(value) => write_entry(&mut body, name, value),
+            Some(value) => write_entry(out, name, value),
         }
-        count = count.checked_add(1)?;
     }
-    let _ = rmp::encode::write_map_len(out, count);
-    out.extend_from_slice(&body);
     Some(())
 }
 
@@ -123,6 +133,21 @@ pub(crate) fn value_at(doc: &[u8], path: &[String]) -> Option<Option<Value>> {
         return Some(None);
     }
     crate::msgpack_read::read_value(current).map(Some)
+}
+
+/// Whether the encoded merge patch `patch` is a map that names `field` at its top level:
+/// `Some(false)` means applying it leaves that field as it was; `None` when it is not a map
+/// (it replaces the whole document) or does not read as DriftDB writes maps.
+pub(crate) fn names_field(patch: &[u8], field: &str) -> Option<bool> {
+    let mut reader = Reader::new(patch);
+    let len = reader.map_header()?;
+    for _ in 0..len {
+        if reader.key()? == field {
+            return Some(true);
+        }
+        reader.raw()?;
+    }
+    reader.at_end().then_some(false)
 }
 
 #[cfg(test)]
@@ -210,6 +235,23 @@ mod tests {
                     let _ = value_at(&b, &["b".into(), "c".into()]);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tells_whether_a_patch_names_a_field() {
+        let patch = enc(json!({"a": 1, "b": {"c": null}, "n": null}));
+        assert_eq!(names_field(&patch, "a"), Some(true));
+        assert_eq!(names_field(&patch, "b"), Some(true));
+        assert_eq!(names_field(&patch, "n"), Some(true), "a null removes the field: named");
+        assert_eq!(names_field(&patch, "c"), Some(false), "only the top level counts");
+        assert_eq!(names_field(&enc(json!({})), "a"), Some(false));
+        // Not a map: it replaces the whole document.
+        assert_eq!(names_field(&enc(json!([1])), "a"), None);
+        assert_eq!(names_field(&enc(json!(null)), "a"), None);
+        // Cut short: the reader declines rather than guess.
+        for n in 1..patch.len() {
+            assert_ne!(names_field(&patch[..n], "z"), Some(false), "cut at {n}");
         }
     }
 

@@ -32,7 +32,7 @@ use crate::commit::{
 use crate::db::{Database, Options};
 use crate::error::{Error, Result};
 use crate::event::TxnRecord;
-use crate::replay::DataEvent;
+use crate::replay::{DataEvent, Replayer};
 use crate::schema::validate_table_name;
 use crate::state::{Chain, State};
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet};
@@ -206,9 +206,10 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         for file in &files.live {
             let path = &file.path;
             let data = fs.read(path).map_err(io_at(path))?;
-            let trusted = file.trusted_len.unwrap_or(data.len() as u64);
+            let data_len = data.len() as u64;
+            let trusted = file.trusted_len.unwrap_or(data_len);
             let first_event = raw.events.len();
-            raw.read(path, &data, trusted)?;
+            raw.read(path, data, trusted)?;
             if let (Some(previous), Some(first)) = (table_last_seq, raw.events.get(first_event))
                 && first.seq <= previous
             {
@@ -222,7 +223,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
                 ));
             }
             table_last_seq = raw.events.last().map(|e| e.seq).or(table_last_seq);
-            if data.len() as u64 > trusted {
+            if data_len > trusted {
                 cuts.push((path.clone(), trusted));
             }
         }
@@ -247,19 +248,24 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
     // their event lists): each event is decoded just before its install and its document is
     // freed right after unless it is a key's newest, so the open never holds the history
     // decoded at once.
-    while let Some(seq) = raw_tables.iter().filter_map(RawTable::next_seq).min() {
+    let raw_tables = raw_tables;
+    let mut positions = vec![0usize; raw_tables.len()];
+    let mut replayer = Replayer::default();
+    loop {
+        let next = raw_tables.iter().zip(&positions).filter_map(|(raw, &pos)| raw.seq_at(pos));
+        let Some(seq) = next.min() else { break };
         let mut unix_ms = None;
         let mut items = Vec::new();
-        for raw in &mut raw_tables {
-            while let Some(e) = raw.events.get(raw.pos).filter(|e| e.seq == seq) {
+        for (raw, pos) in raw_tables.iter().zip(positions.iter_mut()) {
+            while let Some(e) = raw.events.get(*pos).filter(|e| e.seq == seq) {
                 let path = || raw.paths.get(e.file).cloned().unwrap_or_default();
                 if unix_ms.is_some_and(|ms| ms != e.unix_ms) {
                     return Err(Error::corrupt(path(), 0, format!("seq {seq} has two times")));
                 }
                 unix_ms = Some(e.unix_ms);
-                let payload = raw.arena.get(e.start..e.start + e.len).unwrap_or_default();
+                let payload = raw.payload(e);
                 items.push((&raw.name, e.kind, payload, path, e.at));
-                raw.pos += 1;
+                *pos += 1;
             }
         }
         let unix_ms = unix_ms.unwrap_or(0);
@@ -281,7 +287,9 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             })
             .collect();
         match data {
-            Some(events) => state.replay_data(seq, unix_ms, events).map_err(replay)?,
+            Some(events) => {
+                replayer.replay_data(&mut state, seq, unix_ms, events).map_err(replay)?;
+            }
             None => {
                 let mut events = Vec::with_capacity(items.len());
                 for (table, kind, payload, path, at) in items {
@@ -289,10 +297,11 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
                         .map_err(|reason| Error::corrupt(path(), at, reason))?;
                     events.push(event);
                 }
-                state.replay(seq, unix_ms, events).map_err(replay)?;
+                replayer.replay(&mut state, seq, unix_ms, events).map_err(replay)?;
             }
         }
     }
+    replayer.flush(&mut state).map_err(|e| Error::corrupt(&cp_path, 0, e.to_string()))?;
     for (name, set) in &compacted {
         if let Some(t) = state.tables.get_mut(name) {
             t.horizon = set.horizon;
@@ -332,7 +341,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
     Ok((state, writers, compacted))
 }
 
-/// A segment event read but not decoded yet: where its payload is in [`RawTable::arena`].
+/// A segment event read but not decoded yet: where its payload is.
 struct RawEvent {
     seq: u64,
     unix_ms: u64,
@@ -340,44 +349,69 @@ struct RawEvent {
     /// Index of its file in [`RawTable::paths`], and the offset damage in it is reported at.
     file: usize,
     at: u64,
+    /// The payload's bytes: `start..start + len` of the file's bytes ([`RawTable::files`]), or
+    /// of [`RawTable::arena`] when `in_arena` (a compressed segment's frames are read from
+    /// its decompressed blocks, which do not outlive the visit).
+    in_arena: bool,
     start: usize,
     len: usize,
 }
 
-/// The events of one table's live segments, in order, with their payloads in one buffer.
+/// The events of one table's live segments, in order, with the bytes of their files.
 #[derive(Default)]
 struct RawTable {
     name: Arc<str>,
     paths: Vec<PathBuf>,
+    files: Vec<Vec<u8>>,
     arena: Vec<u8>,
     events: Vec<RawEvent>,
-    /// The next event to install.
-    pos: usize,
 }
 
 impl RawTable {
-    /// Check every frame in the first `trusted` bytes of one segment file and keep its payload.
-    fn read(&mut self, path: &Path, data: &[u8], trusted: u64) -> Result<()> {
+    /// Check every frame in the first `trusted` bytes of one segment file and keep its bytes.
+    fn read(&mut self, path: &Path, data: Vec<u8>, trusted: u64) -> Result<()> {
         let file = self.paths.len();
         self.paths.push(path.to_path_buf());
-        segment::visit_frames(path, data, trusted, &mut |at, f, _| {
-            let start = self.arena.len();
-            self.arena.extend_from_slice(f.payload);
+        let whole = data.as_ptr_range();
+        let (first, end) = (whole.start as usize, whole.end as usize);
+        segment::visit_frames(path, &data, trusted, &mut |at, f, _| {
+            // A payload inside the file's bytes is found there again by its offset; any other
+            // is copied.
+            let (ptr, len) = (f.payload.as_ptr() as usize, f.payload.len());
+            let (in_arena, start) = if ptr >= first && ptr + len <= end {
+                (false, ptr - first)
+            } else {
+                self.arena.extend_from_slice(f.payload);
+                (true, self.arena.len() - len)
+            };
             self.events.push(RawEvent {
                 seq: f.seq,
                 unix_ms: f.unix_ms,
                 kind: f.kind,
                 file,
                 at,
+                in_arena,
                 start,
-                len: f.payload.len(),
+                len,
             });
             Ok(())
-        })
+        })?;
+        self.files.push(data);
+        Ok(())
     }
 
-    fn next_seq(&self) -> Option<u64> {
-        self.events.get(self.pos).map(|e| e.seq)
+    /// The payload of `e`.
+    fn payload(&self, e: &RawEvent) -> &[u8] {
+        let bytes = match e.in_arena {
+            true => Some(&self.arena),
+            false => self.files.get(e.file),
+        };
+        bytes.and_then(|b| b.get(e.start..e.start + e.len)).unwrap_or_default()
+    }
+
+    /// The seq of the event at `pos`, the next one to install.
+    fn seq_at(&self, pos: usize) -> Option<u64> {
+        self.events.get(pos).map(|e| e.seq)
     }
 }
 

@@ -50,6 +50,23 @@ pub enum Key {
     Str(String),
 }
 
+/// A [`Key`] borrowed from the bytes it was read from (the open's replay finds rows by it
+/// without building a key per event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum KeyRef<'a> {
+    Int(i64),
+    Str(&'a str),
+}
+
+impl KeyRef<'_> {
+    pub fn to_key(self) -> Key {
+        match self {
+            KeyRef::Int(i) => Key::Int(i),
+            KeyRef::Str(s) => Key::Str(s.to_owned()),
+        }
+    }
+}
+
 impl Value {
     /// The map inside, if this is a map.
     pub fn as_map(&self) -> Option<&Map> {

@@ -30,7 +30,7 @@ use crate::event::Event;
 use crate::limits::SEGMENT_FRAME_BYTES_MAX;
 use crate::storage::compressed::{self, COMPRESSED_SEGMENT_VERSION};
 use crate::storage::frame::{self, EventType, FILE_HEADER_BYTES, FileHeader, Frame, SEGMENT_MAGIC};
-use crate::value::{Key, Value};
+use crate::value::{Key, KeyRef, Value};
 
 /// The directory of a table's segments, relative to the table directory.
 pub const SEGMENTS_DIR: &str = "segments";
@@ -122,11 +122,23 @@ fn key_and_body(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
     Some((key, body))
 }
 
-/// The key of a `[key, body]` payload, decoded, and the body still encoded (checked to be
-/// exactly one value that decodes); `None` when the payload is not that shape (the caller
-/// then decodes it whole, which reports the damage).
-pub(crate) fn split_key(payload: &[u8]) -> Option<(Option<Key>, &[u8])> {
-    let (key, body) = key_and_body(payload)?;
+/// The key of a `[key, body]` payload, borrowed from it (what [`key_and_body`] would give),
+/// and the body still encoded (checked to be exactly one value that decodes); `None` when the
+/// payload is not that shape (the caller then decodes it whole, which reports the damage).
+pub(crate) fn split_key(payload: &[u8]) -> Option<(Option<KeyRef<'_>>, &[u8])> {
+    let rest = payload.strip_prefix(&[0x92])?;
+    let key_len = crate::msgpack::key_len(rest)?;
+    let (key, body) = rest.split_at_checked(key_len)?;
+    let key = match key.first()? {
+        0xa0..=0xbf | 0xd9..=0xdb => {
+            Some(KeyRef::Str(crate::msgpack_read::Reader::new(key).key()?))
+        }
+        _ => match crate::msgpack_read::read_value(key)? {
+            Value::Null => None,
+            Value::Int(i) => Some(KeyRef::Int(i)),
+            _ => return None,
+        },
+    };
     let mut reader = crate::msgpack_read::Reader::new(body);
     reader.raw()?;
     reader.at_end().then_some((key, body))
@@ -231,6 +243,28 @@ mod tests {
         assert_eq!(parse_segment_name("00000042.seg"), Some(42));
         for bad in ["0000001.seg", "00000000.seg", "0000000a.seg", "00000001.snap"] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn split_key_borrows_what_the_decoder_reads() {
+        let keys =
+            [Some(Key::Int(-7)), Some(Key::Int(1 << 40)), Some(Key::Str("k42".into())), None];
+        for key in keys {
+            let body = Value::from(serde_json::json!({"a": 1, "s": "x"}));
+            let event =
+                Event::new("t".into(), EventType::Insert, key.clone(), body.into()).unwrap();
+            let payload = &event.encoded;
+            let (got, body) = split_key(payload).unwrap();
+            let decoded = decode_payload("t", EventType::Insert, payload).unwrap();
+            assert_eq!(got.map(KeyRef::to_key), decoded.key);
+            assert_eq!(crate::msgpack_read::decode(body).unwrap(), *decoded.body().unwrap());
+            // Any cut is declined or gives a body that is still exactly one value.
+            for n in 0..payload.len() {
+                if let Some((_, body)) = split_key(&payload[..n]) {
+                    assert!(crate::msgpack_read::decode(body).is_ok(), "cut at {n}");
+                }
+            }
         }
     }
 
