@@ -347,16 +347,72 @@ pub(crate) enum Pending {
 
 impl Pending {
     /// The document, given the arena [`Chain::pending_at`] copied into.
-    pub fn finish(self, arena: &[u8]) -> Result<Arc<Value>> {
+    pub fn finish(&self, arena: &[u8]) -> Result<Value> {
         match self {
-            Pending::Broken(seq) => Err(missing_base(seq)),
+            Pending::Broken(seq) => Err(missing_base(*seq)),
             Pending::Rebuild { seq, start, ends } => {
-                let starts = std::iter::once(start).chain(ends.iter().copied());
+                let starts = std::iter::once(*start).chain(ends.iter().copied());
                 let mut parts =
                     starts.zip(ends.iter()).map(|(s, &e)| arena.get(s..e).unwrap_or_default());
                 let full = parts.next().unwrap_or_default();
-                Ok(Arc::new(rebuild(full, parts, seq)?))
+                rebuild(full, parts, *seq)
             }
+        }
+    }
+}
+
+/// Rows in a block of [`finish_all`] per thread.
+const FINISH_BLOCK_ROWS: usize = 4096;
+
+/// Finish every pending document of `rows` (a scan's, in key order) and give each, in order,
+/// to `keep`. Large scans decode on several threads, a block at a time, so that at most a
+/// block of documents waits for `keep` (which may drop most of them: a filter).
+pub(crate) fn finish_all<K: Send + Sync>(
+    rows: Vec<(K, Pending)>,
+    arena: &[u8],
+    mut keep: impl FnMut(K, Value) -> Result<()>,
+) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if threads <= 1 || rows.len() < 2 * FINISH_BLOCK_ROWS {
+        for (key, pending) in rows {
+            keep(key, pending.finish(arena)?)?;
+        }
+        return Ok(());
+    }
+    let mut rows = rows.into_iter();
+    loop {
+        let block: Vec<(K, Pending)> = rows.by_ref().take(threads * FINISH_BLOCK_ROWS).collect();
+        if block.is_empty() {
+            return Ok(());
+        }
+        let parts: Vec<&[(K, Pending)]> = block.chunks(FINISH_BLOCK_ROWS).collect();
+        let decode = |part: &[(K, Pending)]| -> Vec<Result<Value>> {
+            part.iter().map(|(_, p)| p.finish(arena)).collect()
+        };
+        let docs: Vec<Vec<Result<Value>>> = std::thread::scope(|scope| {
+            let (first, rest) = parts.split_first().map_or((&[][..], &[][..]), |(f, r)| (*f, r));
+            // A part that gets no thread is decoded on this one.
+            let spawned: Vec<_> = rest
+                .iter()
+                .map(|part| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || decode(part))
+                        .map_err(|_| part)
+                })
+                .collect();
+            let mut docs = vec![decode(first)];
+            for handle in spawned {
+                docs.push(match handle {
+                    Ok(handle) => handle.join().unwrap_or_else(|_| {
+                        vec![Err(Error::invalid("a scan's decoding thread panicked"))]
+                    }),
+                    Err(part) => decode(part),
+                });
+            }
+            docs
+        });
+        for ((key, _), doc) in block.into_iter().zip(docs.into_iter().flatten()) {
+            keep(key, doc?)?;
         }
     }
 }
@@ -430,7 +486,7 @@ mod tests {
                 let mut arena = vec![7];
                 let pending = chain.pending_at(*seq, 0, &mut arena);
                 let pending = pending.map(|p| p.finish(&arena).unwrap());
-                assert_eq!(pending.as_deref(), want.as_ref(), "pending at {seq}");
+                assert_eq!(pending.as_ref(), want.as_ref(), "pending at {seq}");
             }
             assert_eq!(chain.doc_at(1, 0).unwrap(), None);
             assert_eq!(chain.doc_at(1001, 1002).unwrap(), None, "an older incarnation");

@@ -325,12 +325,15 @@ impl<'db> Snapshot<'db> {
     }
 
     /// Every live row for which `filter` returns true, in primary-key order.
-    pub fn scan(&self, table: &str, filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
-        let shared = self.scan_shared(table, filter)?;
-        Ok(shared
-            .into_iter()
-            .map(|r| Row { key: r.key, doc: Arc::unwrap_or_clone(r.doc) })
-            .collect())
+    pub fn scan(&self, table: &str, mut filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        self.scan_with(table, |key, doc| {
+            if filter(&doc) {
+                rows.push(Row { key, doc });
+            }
+            Ok(())
+        })?;
+        Ok(rows)
     }
 
     /// Like [`Snapshot::scan`], but each document is shared instead of copied: a key's newest
@@ -342,22 +345,27 @@ impl<'db> Snapshot<'db> {
         table: &str,
         mut filter: impl FnMut(&Value) -> bool,
     ) -> Result<Vec<SharedRow>> {
-        // Collect shared pointers (and the bytes of older documents) under the state lock;
-        // rebuild and filter after it, so that neither holds up commits installing versions.
+        let mut rows = Vec::new();
+        self.scan_with(table, |key, doc| {
+            if filter(&doc) {
+                rows.push(SharedRow { key, doc: Arc::new(doc) });
+            }
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Every live row of `table` at this seq, in key order, given to `keep`.
+    fn scan_with(&self, table: &str, keep: impl FnMut(Key, Value) -> Result<()>) -> Result<()> {
+        // Copy the bytes of the documents under the state lock; decode (on several threads
+        // when there are many) after it, so that decoding never holds up commits.
         let mut arena = Vec::new();
         let visible: Vec<(Key, crate::chain::Pending)> = {
             let state = self.db.state.read();
             let t = state.table(table, self.seq)?;
             t.pending_at(self.seq, &mut arena).map(|(key, p)| (key.clone(), p)).collect()
         };
-        let mut rows = Vec::with_capacity(visible.len());
-        for (key, pending) in visible {
-            let doc = pending.finish(&arena)?;
-            if filter(&doc) {
-                rows.push(SharedRow { key, doc });
-            }
-        }
-        Ok(rows)
+        crate::chain::finish_all(visible, &arena, keep)
     }
 
     /// Every event of `key` up to this seq, across all its incarnations, oldest first.

@@ -32,7 +32,7 @@ use crate::commit::{
 use crate::db::{Database, Options};
 use crate::error::{Error, Result};
 use crate::event::TxnRecord;
-use crate::replay::{DataEvent, Replayer};
+use crate::replay::{DataEvent, Failed, Replayer};
 use crate::schema::validate_table_name;
 use crate::state::{Chain, State};
 use crate::storage::checkpoint::{CHECKPOINT_FILE, Checkpoint, CompactedSet};
@@ -272,6 +272,10 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         let replay = |e: Error| {
             Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
         };
+        let failed = |f: Failed| {
+            let (at, e) = (f.seq, f.error);
+            Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {at}: {e}"))
+        };
         while state.last_seq() + 1 < seq.min(folded_below + 1) {
             let empty = state.last_seq() + 1;
             let ms = state.commit_ms.last().copied().unwrap_or(0);
@@ -288,7 +292,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             .collect();
         match data {
             Some(events) => {
-                replayer.replay_data(&mut state, seq, unix_ms, events).map_err(replay)?;
+                replayer.replay_data(&mut state, seq, unix_ms, events).map_err(failed)?;
             }
             None => {
                 let mut events = Vec::with_capacity(items.len());
@@ -297,11 +301,14 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
                         .map_err(|reason| Error::corrupt(path(), at, reason))?;
                     events.push(event);
                 }
-                replayer.replay(&mut state, seq, unix_ms, events).map_err(replay)?;
+                replayer.replay(&mut state, seq, unix_ms, events).map_err(failed)?;
             }
         }
     }
-    replayer.flush(&mut state).map_err(|e| Error::corrupt(&cp_path, 0, e.to_string()))?;
+    replayer.flush(&mut state).map_err(|f| {
+        let (at, e) = (f.seq, f.error);
+        Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {at}: {e}"))
+    })?;
     for (name, set) in &compacted {
         if let Some(t) = state.tables.get_mut(name) {
             t.horizon = set.horizon;
