@@ -92,7 +92,7 @@ fn seen(db: &Database, samples: &[i64]) -> Seen {
                     // A large scan decodes on several threads: each row is its key's document,
                     // in key order.
                     for row in &rows {
-                        let id = row.doc.get("id").and_then(|id| Key::from_value(id));
+                        let id = row.doc.get("id").and_then(Key::from_value);
                         assert_eq!(id.as_ref(), Some(&row.key), "scan of {table} at {seq}");
                     }
                     assert!(rows.windows(2).all(|w| w[0].key < w[1].key));
