@@ -152,6 +152,8 @@ struct TableInfo {
     paths: Vec<Vec<String>>,
     /// Whether the table held rows when the batch began (else nothing is taken from it).
     had_rows: bool,
+    /// The table's place in the state's (ordered) tables.
+    ordinal: usize,
 }
 
 type Tables = std::collections::BTreeMap<String, crate::state::TableState>;
@@ -171,7 +173,11 @@ struct Partition<'a> {
 /// its table in `[from, to)`.
 struct Ended {
     row: usize,
+    /// The table's place in the state's tables ([`TableInfo::ordinal`]).
+    table: usize,
     index: usize,
+    /// The row's key number in the index, when it had one already.
+    id: Option<KeyId>,
     value: IndexValue,
     from: u64,
     to: u64,
@@ -240,11 +246,13 @@ impl<'a> Replayer<'a> {
         let infos: HashMap<String, TableInfo> = state
             .tables
             .iter()
-            .filter_map(|(name, t)| {
+            .enumerate()
+            .filter_map(|(ordinal, (name, t))| {
                 let incarnation =
                     t.schemas.last().filter(|s| s.schema.is_some()).map(|s| s.created_seq)?;
                 let paths = t.indexes.iter().map(|i| i.path.clone()).collect();
-                Some((name.clone(), TableInfo { incarnation, paths, had_rows: !t.rows.is_empty() }))
+                let had_rows = !t.rows.is_empty();
+                Some((name.clone(), TableInfo { incarnation, paths, had_rows, ordinal }))
             })
             .collect();
         let n = self.parts.len();
@@ -289,8 +297,9 @@ impl<'a> Replayer<'a> {
         if let Some(failed) = results.into_iter().filter_map(|r| r.err()).min_by_key(|f| f.seq) {
             return Err(failed);
         }
+        let mut tables: Vec<&mut crate::state::TableState> = state.tables.values_mut().collect();
         for part in &mut self.parts {
-            part.give_ended(state);
+            part.give_ended(&mut tables);
         }
         self.pending.clear();
         Ok(())
@@ -429,7 +438,8 @@ impl<'a> Partition<'a> {
                 continue;
             }
             if let (Some(value), Some(from)) = (at.value.take(), at.open.take()) {
-                self.ended.push(Ended { row: slot, index, value, from, to: seq });
+                let (table, id) = (info.ordinal, at.id);
+                self.ended.push(Ended { row: slot, table, index, id, value, from, to: seq });
             }
             at.open = after.is_some().then_some(seq);
             at.value = after;
@@ -437,18 +447,20 @@ impl<'a> Partition<'a> {
         row.chain.push_staged(seq, event.kind, body, new)
     }
 
-    /// Give the index ranges that ended in the batch to the indexes (numbering the keys that
-    /// have no number yet).
-    fn give_ended(&mut self, state: &mut State) {
+    /// Give the index ranges that ended in the batch to the indexes of `tables` (the state's,
+    /// in order), numbering the keys that have no number yet.
+    fn give_ended(&mut self, tables: &mut [&mut crate::state::TableState]) {
         for ended in self.ended.drain(..) {
-            let Some(row) = self.rows.get_mut(ended.row) else { continue };
-            let Some(table) = state.tables.get_mut(&*row.table) else { continue };
-            let (Some(index), Some(at)) =
-                (table.indexes.get_mut(ended.index), row.indexed.get_mut(ended.index))
-            else {
-                continue;
+            let Some(table) = tables.get_mut(ended.table) else { continue };
+            let Some(index) = table.indexes.get_mut(ended.index) else { continue };
+            let id = match ended.id {
+                Some(id) => id,
+                None => {
+                    let Some(row) = self.rows.get_mut(ended.row) else { continue };
+                    let Some(at) = row.indexed.get_mut(ended.index) else { continue };
+                    *at.id.get_or_insert_with(|| index.id(&row.key))
+                }
             };
-            let id = *at.id.get_or_insert_with(|| index.id(&row.key));
             index.push_closed(id, ended.value, ended.from, ended.to);
         }
     }
