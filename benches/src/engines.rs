@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use driftdb_core::{AsOf, Database, Key, Row, SharedRow, Value};
+use driftdb_core::{AsOf, Database, EncodedRow, Key, Row, SharedRow, Value};
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
@@ -121,6 +121,12 @@ impl Engines {
         Ok(self.db.read(as_of)?.scan_shared(TABLE, |_| true)?)
     }
 
+    /// DriftDB: every live row at `as_of`, its document as msgpack bytes (as SQLite's scans
+    /// return theirs as JSON text).
+    pub fn driftdb_scan_encoded(&self, as_of: AsOf) -> Result<Vec<EncodedRow>> {
+        Ok(self.db.read(as_of)?.scan_encoded(TABLE)?)
+    }
+
     fn sqlite_rows(
         &self,
         sql: &str,
@@ -196,6 +202,12 @@ impl Engines {
         let last = self.shape.last_seq();
         for seq in [last, self.shape.mid_seq(), self.shape.old_seq()] {
             let drift = rows_json(self.driftdb_scan(AsOf::Seq(seq))?);
+            let encoded = self.driftdb_scan_encoded(AsOf::Seq(seq))?;
+            let encoded = encoded
+                .into_iter()
+                .map(|r| Ok(Row { key: r.key, doc: Value::from_msgpack(&r.doc)? }))
+                .collect::<Result<Vec<Row>>>()?;
+            same(&format!("encoded scan at seq {seq}"), &drift, &rows_json(encoded))?;
             let sqlite = if seq == last {
                 self.sqlite_current_scan()?
             } else {

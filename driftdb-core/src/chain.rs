@@ -361,6 +361,35 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// The document encoded as msgpack, as DriftDB writes it: the patches are merged into
+    /// the whole document byte by byte (decoded, merged and encoded again only where the bytes
+    /// are not as DriftDB writes them).
+    pub fn finish_encoded(&self, arena: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Pending::Broken(seq) => Err(missing_base(*seq)),
+            Pending::Rebuild { seq, start, ends } => {
+                let starts = std::iter::once(*start).chain(ends.iter().copied());
+                let mut parts =
+                    starts.zip(ends.iter()).map(|(s, &e)| arena.get(s..e).unwrap_or_default());
+                let mut doc = parts.next().unwrap_or_default().to_vec();
+                let mut next = Vec::with_capacity(doc.len() + 64);
+                for patch in parts {
+                    next.clear();
+                    if crate::msgpack_merge::merge_encoded(&doc, patch, &mut next).is_none() {
+                        let mut merged = decode(&doc, *seq)?;
+                        merged.merge_patch(&decode(patch, *seq)?);
+                        next.clear();
+                        crate::msgpack::write_value(&mut next, &merged)?;
+                    }
+                    std::mem::swap(&mut doc, &mut next);
+                }
+                Ok(doc)
+            }
+        }
+    }
+}
+
 /// Rows in a block of [`finish_all`] per thread.
 const FINISH_BLOCK_ROWS: usize = 4096;
 
@@ -485,8 +514,11 @@ mod tests {
             for (seq, want) in &expected {
                 let mut arena = vec![7];
                 let pending = chain.pending_at(*seq, 0, &mut arena);
+                let encoded = pending.as_ref().map(|p| p.finish_encoded(&arena).unwrap());
                 let pending = pending.map(|p| p.finish(&arena).unwrap());
                 assert_eq!(pending.as_ref(), want.as_ref(), "pending at {seq}");
+                let encoded = encoded.map(|e| decode_bytes(&e).unwrap());
+                assert_eq!(encoded.as_ref(), want.as_ref(), "encoded at {seq}");
             }
             assert_eq!(chain.doc_at(1, 0).unwrap(), None);
             assert_eq!(chain.doc_at(1001, 1002).unwrap(), None, "an older incarnation");

@@ -90,12 +90,22 @@ pub struct Row {
     pub doc: Value,
 }
 
+/// A row returned by [`Snapshot::scan_encoded`]: its document as msgpack bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedRow {
+    /// The primary key.
+    pub key: Key,
+    /// The document encoded as msgpack, as DriftDB writes documents (a map, fields in name
+    /// order); [`Value::from_msgpack`] decodes it.
+    pub doc: Vec<u8>,
+}
+
 /// A row returned by [`Snapshot::scan_shared`]: its document is shared, not copied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SharedRow {
     /// The primary key.
     pub key: Key,
-    /// The document, shared with the engine's in-memory state.
+    /// The document, behind a reference count (cheap to clone and to pass around).
     pub doc: Arc<Value>,
 }
 
@@ -353,6 +363,38 @@ impl<'db> Snapshot<'db> {
             Ok(())
         })?;
         Ok(rows)
+    }
+
+    /// Every live row of `table` at this seq, in key order, its document encoded as msgpack
+    /// rather than decoded: for a caller that passes documents on as bytes (an export, a
+    /// network reply), it costs a copy and, for a document older than the newest, a merge of
+    /// the patches byte by byte, not a tree of allocations per document.
+    ///
+    /// ```
+    /// # use driftdb_core::{AsOf, Database, TableSchema, Value};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path())?;
+    /// db.create_table("t", TableSchema::new("id"))?;
+    /// let mut tx = db.begin();
+    /// tx.insert("t", serde_json::json!({"id": 1, "n": 2}).into())?;
+    /// tx.commit()?;
+    /// let rows = db.read(AsOf::Now)?.scan_encoded("t")?;
+    /// assert_eq!(Value::from_msgpack(&rows[0].doc)?, serde_json::json!({"id": 1, "n": 2}).into());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan_encoded(&self, table: &str) -> Result<Vec<EncodedRow>> {
+        let mut arena = Vec::new();
+        let visible: Vec<(Key, crate::chain::Pending)> = {
+            let state = self.db.state.read();
+            let t = state.table(table, self.seq)?;
+            t.pending_at(self.seq, &mut arena).map(|(key, p)| (key.clone(), p)).collect()
+        };
+        visible
+            .into_iter()
+            .map(|(key, pending)| Ok(EncodedRow { key, doc: pending.finish_encoded(&arena)? }))
+            .collect()
     }
 
     /// Every live row of `table` at this seq, in key order, given to `keep`.

@@ -89,7 +89,8 @@ pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;
 pub use crypto::EncryptionKey;
 pub use db::{
-    AsOf, CommitInfo, Database, HistoryEntry, Options, Row, SharedRow, Snapshot, TableStats,
+    AsOf, CommitInfo, Database, EncodedRow, HistoryEntry, Options, Row, SharedRow, Snapshot,
+    TableStats,
 };
 pub use error::{ConflictKind, Error, Result, UniqueViolation};
 pub use event::ChangeKind;

@@ -122,6 +122,11 @@ impl Value {
         }
     }
 
+    /// Decode a value from msgpack, such as a document of [`crate::Snapshot::scan_encoded`].
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Value> {
+        crate::msgpack_read::decode(bytes).map_err(|e| Error::Conversion { reason: e.to_string() })
+    }
+
     /// Encode as msgpack (maps keep their field names).
     pub(crate) fn to_msgpack(&self) -> Result<Vec<u8>> {
         rmp_serde::to_vec(self).map_err(|e| Error::Conversion { reason: e.to_string() })
