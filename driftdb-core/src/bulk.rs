@@ -27,7 +27,7 @@ const MERGE_ROWS_PER_VERSION_MAX: usize = 4;
 
 /// One version to install: its kind, the event's encoding (`[key, body]`) and the document
 /// after it.
-type NewVersion = (EventType, Vec<u8>, Option<Arc<Value>>);
+type NewVersion = (EventType, Arc<[u8]>, Option<Arc<Value>>);
 
 /// The versions a transaction installs in one table, in transaction order.
 type TableRows = (Arc<str>, Vec<(Key, NewVersion)>);
@@ -60,6 +60,7 @@ impl State {
         changes: Vec<Change>,
     ) -> Result<()> {
         let mut per_table: Vec<TableRows> = Vec::new();
+        let events_len = events.len();
         for (event, change) in events.into_iter().zip(changes) {
             let Some(key) = event.key else {
                 return Err(Error::invalid("a schema event in a bulk install"));
@@ -68,7 +69,9 @@ impl State {
             let index = match per_table.iter().rposition(|(t, _)| **t == *event.table) {
                 Some(index) => index,
                 None => {
-                    per_table.push((event.table, Vec::new()));
+                    // Room for every row (the first table gets it: most transactions write one).
+                    let room = if per_table.is_empty() { events_len } else { 0 };
+                    per_table.push((event.table, Vec::with_capacity(room)));
                     per_table.len() - 1
                 }
             };
@@ -92,11 +95,46 @@ impl State {
                     }
                 }
             } else {
-                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                sort_by_key(&mut rows);
                 merge(table, seq, rows)?;
             }
         }
         Ok(())
+    }
+}
+
+/// Sort `rows` by key, stably (the versions of one key keep their order).
+///
+/// Most comparisons are of two integers: each key's [`order_prefix`], computed once, sorts the
+/// rows (`sort_by_cached_key` is stable); only runs of equal prefixes, usually one row long,
+/// are then sorted by their whole keys. Comparing whole string keys throughout costs a call
+/// to `memcmp` and two pointer chases per comparison, about 17 per row for 100,000 rows.
+fn sort_by_key(rows: &mut [(Key, NewVersion)]) {
+    rows.sort_by_cached_key(|(key, _)| order_prefix(key));
+    let mut rest = rows;
+    while let Some((first, _)) = rest.first() {
+        let prefix = order_prefix(first);
+        let run = rest.iter().position(|(k, _)| order_prefix(k) != prefix).unwrap_or(rest.len());
+        let (same, after) = rest.split_at_mut(run);
+        if same.len() > 1 {
+            same.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        rest = after;
+    }
+}
+
+/// A summary of `key` whose order agrees with the keys' order: of two keys with different
+/// prefixes, the smaller prefix is the smaller key (integers sort before strings, integers by
+/// value, strings by their first 8 bytes, padded with zeros); keys with equal prefixes must
+/// be compared whole.
+fn order_prefix(key: &Key) -> (bool, u64) {
+    match key {
+        // i64 order is u64 order after flipping the sign bit.
+        Key::Int(i) => (false, (*i as u64) ^ (1 << 63)),
+        Key::Str(s) => {
+            let bytes = s.bytes().chain(std::iter::repeat(0)).take(8);
+            (true, bytes.fold(0, |prefix, b| prefix << 8 | u64::from(b)))
+        }
     }
 }
 
@@ -216,6 +254,39 @@ mod tests {
             assert_eq!(chains(&bulk), chains(&rows), "{before} rows before, {n} installed");
             assert_eq!(bulk.tables.get("t").unwrap().changed_seq, 2);
         }
+    }
+
+    /// The prefix sort gives the order (and, among equal keys, the transaction order) of a
+    /// stable sort by whole keys: negative and positive integers, strings sharing their first
+    /// 8 bytes or differing only after them, a string and the same string with a zero byte.
+    #[test]
+    fn prefix_sort_equals_a_stable_sort_by_key() {
+        let mut x = 42_u64;
+        let mut rows: Vec<(Key, NewVersion)> = Vec::new();
+        for i in 0..5_000_u32 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let r = x >> 33;
+            let key = match r % 6 {
+                0 => Key::Int((r % 200) as i64 - 100),
+                1 => Key::Int(if r.is_multiple_of(2) { i64::MIN } else { i64::MAX }),
+                2 => Key::Str(format!("customer-{:03}", r % 300)),
+                3 => Key::Str(format!("k{}", r % 300)),
+                4 => Key::Str(
+                    ["abcdefgh", "abcdefgh\0", "abcdefg", "", "\u{e9}t\u{e9}"][(r % 5) as usize]
+                        .to_owned(),
+                ),
+                _ => Key::Str(format!("abcdefgh{}", r % 40)),
+            };
+            let tag: Arc<[u8]> = Arc::from(i.to_le_bytes().as_slice());
+            rows.push((key, (EventType::Insert, tag, None)));
+        }
+        let mut expected = rows.clone();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_by_key(&mut rows);
+        let order = |rows: &[(Key, NewVersion)]| -> Vec<(Key, Vec<u8>)> {
+            rows.iter().map(|(k, (_, tag, _))| (k.clone(), tag.to_vec())).collect()
+        };
+        assert_eq!(order(&rows), order(&expected));
     }
 
     #[test]

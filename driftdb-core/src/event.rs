@@ -23,8 +23,9 @@ pub(crate) struct Event {
     /// `encoded` when needed.
     pub body: Option<Arc<Value>>,
     /// msgpack of `[key, body]`: the segment frame payload, and the tail of the WAL event.
-    /// Encoded once, when the event is made.
-    pub encoded: Vec<u8>,
+    /// Encoded once, when the event is made, into an allocation of its exact size; shared
+    /// (not copied) by a transaction's record of what it inserted (`state::Written`).
+    pub encoded: Arc<[u8]>,
 }
 
 /// msgpack marker of a two-element array (`[key, body]`).
@@ -37,11 +38,23 @@ impl Event {
         key: Option<Key>,
         body: Arc<Value>,
     ) -> Result<Event> {
-        let mut encoded = Vec::with_capacity(256);
-        encoded.push(FIXARRAY_2);
-        crate::msgpack::write_key(&mut encoded, key.as_ref())?;
+        Event::new_with(&mut Vec::new(), table, kind, key, body)
+    }
+
+    /// [`Event::new`], encoding in `scratch` (cleared first; a caller making many events
+    /// passes the same one, so only the event's own exact-size copy is allocated).
+    pub fn new_with(
+        scratch: &mut Vec<u8>,
+        table: Arc<str>,
+        kind: EventType,
+        key: Option<Key>,
+        body: Arc<Value>,
+    ) -> Result<Event> {
+        scratch.clear();
+        scratch.push(FIXARRAY_2);
+        crate::msgpack::write_key(scratch, key.as_ref())?;
         // The depth is checked during the encoding (one walk of the document, not two).
-        match crate::msgpack::write_value_within(&mut encoded, &body, DOCUMENT_DEPTH_MAX) {
+        match crate::msgpack::write_value_within(scratch, &body, DOCUMENT_DEPTH_MAX) {
             Ok(()) => {}
             Err(Refusal::TooDeep) => {
                 return Err(Error::invalid(format!(
@@ -50,8 +63,8 @@ impl Event {
             }
             Err(Refusal::Error(e)) => return Err(e),
         }
-        debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
-        Ok(Event { table, kind, key, body: Some(body), encoded })
+        debug_assert_eq!(scratch.first(), Some(&FIXARRAY_2));
+        Ok(Event { table, kind, key, body: Some(body), encoded: Arc::from(scratch.as_slice()) })
     }
 
     /// The body, decoded from `encoded` when it was let go.

@@ -59,6 +59,8 @@ pub struct Transaction<'db> {
     /// Whether the transaction still counts in `Database::open_txns` (until it is handed to
     /// the commit, which stops counting it once it is queued).
     counted: bool,
+    /// Where each event is encoded before it gets its own exact-size copy.
+    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -86,6 +88,7 @@ impl<'db> Transaction<'db> {
             reads,
             last_table: None,
             counted: true,
+            scratch: Vec::new(),
         }
     }
 
@@ -138,12 +141,12 @@ impl<'db> Transaction<'db> {
             _ => Arc::from(table),
         };
         self.last_table = Some(name.clone());
-        let mut event = Event::new(name, kind, key, Arc::new(body))?;
+        let mut event = Event::new_with(&mut self.scratch, name, kind, key, Arc::new(body))?;
         self.overlay.base_seq = self.view_seq();
         let change = self.db.state.read().check(&mut self.overlay, &event)?;
         if kind == EventType::Insert {
-            // Checked: the transaction keeps the document encoded (the event's bytes, and
-            // the overlay's copy), so the decoded one is freed now, while it is still in
+            // Checked: the transaction keeps the document encoded (the event's bytes, which
+            // the overlay shares), so the decoded one is freed now, while it is still in
             // cache, not with a hundred thousand others at the commit.
             event.body = None;
         }

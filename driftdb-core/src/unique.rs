@@ -83,7 +83,7 @@ impl WrittenValues {
         &mut self,
         table: &str,
         path: &[String],
-        written: Option<&HashMap<Key, crate::state::Written>>,
+        written: Option<&crate::state::WrittenRows>,
     ) -> Result<Option<&Holders>> {
         let paths = self.tables.entry(table.to_owned()).or_default();
         if !paths.iter().any(|(p, _)| p == path) {
