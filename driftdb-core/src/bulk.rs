@@ -79,7 +79,7 @@ impl State {
                 rows.push((key, version));
             }
         }
-        for (name, mut rows) in per_table {
+        for (name, rows) in per_table {
             let Some(table) = self.tables.get_mut(&*name) else {
                 return Err(Error::NoSuchTable { table: name.to_string() });
             };
@@ -95,32 +95,59 @@ impl State {
                     }
                 }
             } else {
-                sort_by_key(&mut rows);
-                merge(table, seq, rows)?;
+                merge(table, sorted_chains(seq, rows)?)?;
             }
         }
         Ok(())
     }
 }
 
-/// Sort `rows` by key, stably (the versions of one key keep their order).
+/// A version made into a chain of its own, with its key, and whether its key is that of the
+/// entry before it (the same key written again in the transaction).
+type NewChain = (Key, Chain, bool);
+
+/// Each row made into a chain of its one version, in transaction order (so each row's bytes
+/// are read, and its version's allocated, one after the other, where the transaction put
+/// them), then sorted by key, stably (the versions of one key keep their order), each flagged
+/// when its key is that of the entry before it.
 ///
-/// Most comparisons are of two integers: each key's [`order_prefix`], computed once, sorts the
-/// rows (`sort_by_cached_key` is stable); only runs of equal prefixes, usually one row long,
-/// are then sorted by their whole keys. Comparing whole string keys throughout costs a call
-/// to `memcmp` and two pointer chases per comparison, about 17 per row for 100,000 rows.
-fn sort_by_key(rows: &mut [(Key, NewVersion)]) {
-    rows.sort_by_cached_key(|(key, _)| order_prefix(key));
-    let mut rest = rows;
-    while let Some((first, _)) = rest.first() {
-        let prefix = order_prefix(first);
-        let run = rest.iter().position(|(k, _)| order_prefix(k) != prefix).unwrap_or(rest.len());
+/// Most comparisons are of two integers: each key's [`order_prefix`], computed once with its
+/// position, sorts the positions; only runs of equal prefixes, usually one row long, are then
+/// sorted by their whole keys. Comparing whole string keys throughout costs a call to `memcmp`
+/// and two pointer chases per comparison, about 17 per row for 100,000 rows.
+fn sorted_chains(seq: u64, rows: Vec<(Key, NewVersion)>) -> Result<Vec<NewChain>> {
+    let mut order: Vec<(bool, u64, u32)> = Vec::with_capacity(rows.len());
+    let mut built: Vec<Option<(Key, Chain)>> = Vec::with_capacity(rows.len());
+    for (i, (key, (kind, encoded, doc))) in rows.into_iter().enumerate() {
+        let (class, prefix) = order_prefix(&key);
+        let at = u32::try_from(i).map_err(|_| Error::invalid("over 2^32 rows in a transaction"))?;
+        order.push((class, prefix, at));
+        let chain = Chain::of(seq, kind, crate::event::body_of(&encoded)?, doc.as_deref())?;
+        built.push(Some((key, chain)));
+    }
+    order.sort_unstable();
+    let key_at = |at: u32| built.get(at as usize).and_then(Option::as_ref).map(|(key, _)| key);
+    let mut rest = order.as_mut_slice();
+    while let Some(&(class, prefix, _)) = rest.first() {
+        let run = rest.iter().position(|e| (e.0, e.1) != (class, prefix)).unwrap_or(rest.len());
         let (same, after) = rest.split_at_mut(run);
         if same.len() > 1 {
-            same.sort_by(|a, b| a.0.cmp(&b.0));
+            same.sort_by(|a, b| key_at(a.2).cmp(&key_at(b.2)).then(a.2.cmp(&b.2)));
         }
         rest = after;
     }
+    let mut sorted: Vec<NewChain> = Vec::with_capacity(order.len());
+    let mut previous = None;
+    for (class, prefix, at) in order {
+        let Some((key, chain)) = built.get_mut(at as usize).and_then(Option::take) else {
+            return Err(Error::invalid("a row placed twice by the bulk sort"));
+        };
+        let again = previous == Some((class, prefix))
+            && sorted.last().is_some_and(|(last, _, _)| *last == key);
+        sorted.push((key, chain, again));
+        previous = Some((class, prefix));
+    }
+    Ok(sorted)
 }
 
 /// A summary of `key` whose order agrees with the keys' order: of two keys with different
@@ -138,25 +165,26 @@ fn order_prefix(key: &Key) -> (bool, u64) {
     }
 }
 
-/// Rebuild `table.rows` from its entries and `rows` (sorted by key, stably).
-fn merge(table: &mut TableState, seq: u64, rows: Vec<(Key, NewVersion)>) -> Result<()> {
+/// Rebuild `table.rows` from its entries and `new` (sorted by key, stably, see
+/// [`sorted_chains`]).
+fn merge(table: &mut TableState, new: Vec<NewChain>) -> Result<()> {
     let old = std::mem::take(&mut table.rows);
-    let mut merged: Vec<(Key, Chain)> = Vec::with_capacity(old.len() + rows.len());
-    let mut new = rows.into_iter().peekable();
+    let mut merged: Vec<(Key, Chain)> = Vec::with_capacity(old.len() + new.len());
+    let mut new = new.into_iter().peekable();
     let mut result = Ok(());
     for (key, chain) in old {
-        while let Some((k, version)) = new.next_if(|(k, _)| *k < key) {
-            result = result.and(push_version(&mut merged, seq, k, version));
+        while let Some((k, c, again)) = new.next_if(|(k, _, _)| *k < key) {
+            result = result.and(add(&mut merged, k, c, again));
         }
         merged.push((key, chain));
-        while let Some((k, version)) =
-            new.next_if(|(k, _)| merged.last().is_some_and(|(last, _)| last == k))
+        while let Some((k, c, _)) =
+            new.next_if(|(k, _, _)| merged.last().is_some_and(|(last, _)| last == k))
         {
-            result = result.and(push_version(&mut merged, seq, k, version));
+            result = result.and(add(&mut merged, k, c, true));
         }
     }
-    for (k, version) in new {
-        result = result.and(push_version(&mut merged, seq, k, version));
+    for (k, c, again) in new {
+        result = result.and(add(&mut merged, k, c, again));
     }
     // Sorted and without duplicate keys: the map is built in one pass. It is put back even
     // after an error, so the table keeps every row it had.
@@ -164,18 +192,13 @@ fn merge(table: &mut TableState, seq: u64, rows: Vec<(Key, NewVersion)>) -> Resu
     result
 }
 
-/// Append a version to the chain of `key` when it is the last entry, else start its chain.
-fn push_version(
-    merged: &mut Vec<(Key, Chain)>,
-    seq: u64,
-    key: Key,
-    (kind, encoded, doc): NewVersion,
-) -> Result<()> {
-    let body = crate::event::body_of(&encoded)?;
+/// Append `chain`'s version to the last entry's chain when `append` (its key is the last
+/// entry's), else add the entry.
+fn add(merged: &mut Vec<(Key, Chain)>, key: Key, chain: Chain, append: bool) -> Result<()> {
     match merged.last_mut() {
-        Some((last, chain)) if *last == key => chain.push(seq, kind, body, doc.as_deref()),
+        Some((_, last)) if append => last.append(chain),
         _ => {
-            merged.push((key, Chain::of(seq, kind, body, doc.as_deref())?));
+            merged.push((key, chain));
             Ok(())
         }
     }
@@ -194,8 +217,14 @@ mod tests {
         for i in 0..n {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let k = (x >> 33) % key_space;
-            let key =
-                if k.is_multiple_of(3) { Key::Int(k as i64) } else { Key::Str(format!("k{k}")) };
+            // Integers of both signs, short strings, and strings that share their first 8
+            // bytes (the sort's prefix).
+            let key = match k % 4 {
+                0 => Key::Int(k as i64),
+                1 => Key::Int(-(k as i64)),
+                2 => Key::Str(format!("k{k}")),
+                _ => Key::Str(format!("customer-{k}")),
+            };
             let kind = [EventType::Insert, EventType::Patch, EventType::SoftDelete][i % 3];
             let body = Arc::new(Value::Int(i as i64));
             let doc = (kind == EventType::Patch).then(|| body.clone());
@@ -257,13 +286,15 @@ mod tests {
     }
 
     /// The prefix sort gives the order (and, among equal keys, the transaction order) of a
-    /// stable sort by whole keys: negative and positive integers, strings sharing their first
-    /// 8 bytes or differing only after them, a string and the same string with a zero byte.
+    /// stable sort by whole keys, and flags exactly the entries whose key is the one before:
+    /// negative and positive integers, strings sharing their first 8 bytes or differing only
+    /// after them, a string and the same string with a zero byte.
     #[test]
     fn prefix_sort_equals_a_stable_sort_by_key() {
+        let table: Arc<str> = Arc::from("t");
         let mut x = 42_u64;
         let mut rows: Vec<(Key, NewVersion)> = Vec::new();
-        for i in 0..5_000_u32 {
+        for i in 0..5_000_i64 {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let r = x >> 33;
             let key = match r % 6 {
@@ -277,16 +308,25 @@ mod tests {
                 ),
                 _ => Key::Str(format!("abcdefgh{}", r % 40)),
             };
-            let tag: Arc<[u8]> = Arc::from(i.to_le_bytes().as_slice());
-            rows.push((key, (EventType::Insert, tag, None)));
+            let event = Event::new(table.clone(), EventType::Insert, Some(key.clone()), {
+                Arc::new(Value::Int(i))
+            })
+            .unwrap();
+            rows.push((key, (EventType::Insert, event.encoded, None)));
         }
-        let mut expected = rows.clone();
+        let mut expected: Vec<(Key, i64)> =
+            rows.iter().enumerate().map(|(i, (k, _))| (k.clone(), i as i64)).collect();
         expected.sort_by(|a, b| a.0.cmp(&b.0));
-        sort_by_key(&mut rows);
-        let order = |rows: &[(Key, NewVersion)]| -> Vec<(Key, Vec<u8>)> {
-            rows.iter().map(|(k, (_, tag, _))| (k.clone(), tag.to_vec())).collect()
-        };
-        assert_eq!(order(&rows), order(&expected));
+        let sorted = sorted_chains(7, rows).unwrap();
+        let got: Vec<(Key, i64)> = sorted
+            .iter()
+            .map(|(k, chain, _)| (k.clone(), chain.versions()[0].body().unwrap().as_i64().unwrap()))
+            .collect();
+        assert_eq!(got, expected);
+        let flags: Vec<bool> = sorted.iter().map(|(_, _, again)| *again).collect();
+        let expected_flags: Vec<bool> =
+            (0..expected.len()).map(|i| i > 0 && expected[i - 1].0 == expected[i].0).collect();
+        assert_eq!(flags, expected_flags);
     }
 
     #[test]

@@ -474,12 +474,14 @@ impl Database {
         let mut wal_frame = Vec::new();
         let start = frame::begin(&mut wal_frame, seq, unix_ms, EventType::WalBatch);
         let wal_record_at = wal_frame.len();
-        crate::event::encode_txn_into(&mut wal_frame, seq, unix_ms, events)?;
-        frame::finish(&mut wal_frame, start);
+        let record = crate::event::begin_txn(&mut wal_frame, seq, unix_ms, events);
         let mut tables: Vec<TableWrite> = Vec::new();
         // Room for every frame (the first table gets it: most transactions write one).
         let mut room: usize = events.iter().map(|e| e.encoded.len() + 32).sum();
+        // One pass writes each event to the WAL record and to its segment frame, so that each
+        // event's bytes are read from memory once.
         for event in events {
+            crate::event::push_txn_event(&mut wal_frame, record, event)?;
             let index = match tables.iter().position(|t| *t.table == *event.table) {
                 Some(i) => i,
                 None => {
@@ -497,6 +499,7 @@ impl Database {
                 write.schema_changed |= event.key.is_none();
             }
         }
+        frame::finish(&mut wal_frame, start);
         Ok(Pending { seq, unix_ms, wal_frame, wal_record_at, tables })
     }
 

@@ -99,17 +99,15 @@ pub(crate) fn body_of(encoded: &[u8]) -> Result<&[u8]> {
 #[cfg(test)]
 pub(crate) fn encode_txn(seq: u64, unix_ms: u64, events: &[Event]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    encode_txn_into(&mut out, seq, unix_ms, events)?;
+    let start = begin_txn(&mut out, seq, unix_ms, events);
+    events.iter().try_for_each(|event| push_txn_event(&mut out, start, event))?;
     Ok(out)
 }
 
-/// Append the transaction record `[seq, unix_ms, [events]]` to `out`, checking the size limit.
-pub(crate) fn encode_txn_into(
-    out: &mut Vec<u8>,
-    seq: u64,
-    unix_ms: u64,
-    events: &[Event],
-) -> Result<()> {
+/// Append the head of the transaction record of `events` (`[seq, unix_ms, [` and the event
+/// count), with room for the events; returns where the record starts. Each event follows
+/// with [`push_txn_event`] (a caller may write other things from each event in between).
+pub(crate) fn begin_txn(out: &mut Vec<u8>, seq: u64, unix_ms: u64, events: &[Event]) -> usize {
     let size: usize = events.iter().map(|e| e.encoded.len() + e.table.len() + 8).sum();
     out.reserve(size + 32);
     let start = out.len();
@@ -118,16 +116,20 @@ pub(crate) fn encode_txn_into(
     let _ = rmp::encode::write_uint(out, unix_ms);
     let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
     let _ = rmp::encode::write_array_len(out, count);
-    for event in events {
-        event.write_wal(out);
-        let written = (out.len() - start) as u64;
-        if written > TRANSACTION_BYTES_MAX {
-            return Err(Error::TooLarge {
-                what: "transaction",
-                size: written,
-                limit: TRANSACTION_BYTES_MAX,
-            });
-        }
+    start
+}
+
+/// Append `event` to the transaction record begun at `start` by [`begin_txn`], checking the
+/// record's size limit.
+pub(crate) fn push_txn_event(out: &mut Vec<u8>, start: usize, event: &Event) -> Result<()> {
+    event.write_wal(out);
+    let written = (out.len() - start) as u64;
+    if written > TRANSACTION_BYTES_MAX {
+        return Err(Error::TooLarge {
+            what: "transaction",
+            size: written,
+            limit: TRANSACTION_BYTES_MAX,
+        });
     }
     Ok(())
 }
