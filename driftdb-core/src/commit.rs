@@ -392,7 +392,7 @@ impl Database {
         }
         self.check_poison()?;
         let mut writer = self.writer.lock();
-        let changes = (|| {
+        let validated = (|events: Vec<Event>| {
             let state = self.state.read();
             let checks = isolation != IsolationLevel::ReadCommitted
                 && !self.hooks.conflict_checks_off.load(Ordering::Relaxed);
@@ -409,14 +409,14 @@ impl Database {
             let unique = events.iter().any(|e| state.has_unique(&e.table))
                 || checked.iter().any(|c| c.schema.as_ref().is_some_and(|s| !s.unique.is_empty()));
             if current && !unique && checked.len() == events.len() {
-                Ok(checked)
+                Ok((events, checked))
             } else {
-                let prepared = state.prepare(&events);
+                let prepared = state.prepare(events);
                 prepared.map_err(|e| isolation::revalidation_error(e, &state, start_seq))
             }
-        })();
-        let changes = match changes {
-            Ok(changes) => changes,
+        })(events);
+        let (events, changes) = match validated {
+            Ok(validated) => validated,
             Err(error) => {
                 let last_seq = writer.last_seq;
                 drop(writer);
@@ -640,8 +640,8 @@ impl Database {
     pub(crate) fn replay_one(&self, txn: crate::event::TxnRecord) -> Result<()> {
         let mut pending = self.encode(txn.seq, txn.unix_ms, &txn.events)?;
         let mut state = self.state.write();
-        let changes = state.prepare(&txn.events)?;
-        state.install(txn.seq, txn.unix_ms, txn.events, changes)?;
+        let (events, changes) = state.prepare(txn.events)?;
+        state.install(txn.seq, txn.unix_ms, events, changes)?;
         for write in &mut pending.tables {
             if write.schema_changed {
                 write.derived = derived_files(&state, &write.table);

@@ -43,7 +43,7 @@ impl State {
     /// Install the transaction `events`, read from the segments, as `seq` (one with a schema
     /// event: through the committing path).
     pub(crate) fn replay(&mut self, seq: u64, unix_ms: u64, events: Vec<Event>) -> Result<()> {
-        let changes = self.prepare(&events)?;
+        let (events, changes) = self.prepare(events)?;
         self.install(seq, unix_ms, events, changes)
     }
 
