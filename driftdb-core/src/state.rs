@@ -7,7 +7,7 @@
 //! encoded, on keyframes and on each key's newest version); nothing is held decoded (see
 //! [`crate::chain`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use foldhash::HashMap;
 use std::sync::Arc;
@@ -73,7 +73,7 @@ pub(crate) struct Overlay {
     pub base_seq: u64,
     tables: HashMap<String, Option<Arc<TableSchema>>>,
     /// Tables (re)created inside the transaction: their older rows are not live.
-    pub(crate) fresh_tables: HashSet<String>,
+    pub(crate) fresh_tables: foldhash::HashSet<String>,
     /// Every event checked, with its change, and the transaction's version of every key it
     /// wrote.
     pub(crate) writes: Writes,
@@ -86,7 +86,7 @@ impl Overlay {
         Overlay {
             base_seq,
             tables: HashMap::default(),
-            fresh_tables: HashSet::new(),
+            fresh_tables: foldhash::HashSet::default(),
             writes: Writes::default(),
             written_values: WrittenValues::default(),
         }
