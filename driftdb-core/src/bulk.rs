@@ -27,7 +27,7 @@ const MERGE_ROWS_PER_VERSION_MAX: usize = 4;
 
 /// One version to install: its kind, the event's encoding (`[key, body]`) and the document
 /// after it.
-type NewVersion = (EventType, Vec<u8>, Option<Arc<Value>>);
+type NewVersion = (EventType, Arc<[u8]>, Option<Arc<Value>>);
 
 /// The versions a transaction installs in one table, in transaction order.
 type TableRows = (Arc<str>, Vec<(Key, NewVersion)>);
@@ -60,6 +60,7 @@ impl State {
         changes: Vec<Change>,
     ) -> Result<()> {
         let mut per_table: Vec<TableRows> = Vec::new();
+        let events_len = events.len();
         for (event, change) in events.into_iter().zip(changes) {
             let Some(key) = event.key else {
                 return Err(Error::invalid("a schema event in a bulk install"));
@@ -68,7 +69,9 @@ impl State {
             let index = match per_table.iter().rposition(|(t, _)| **t == *event.table) {
                 Some(index) => index,
                 None => {
-                    per_table.push((event.table, Vec::new()));
+                    // Room for every row (the first table gets it: most transactions write one).
+                    let room = if per_table.is_empty() { events_len } else { 0 };
+                    per_table.push((event.table, Vec::with_capacity(room)));
                     per_table.len() - 1
                 }
             };
@@ -76,7 +79,7 @@ impl State {
                 rows.push((key, version));
             }
         }
-        for (name, mut rows) in per_table {
+        for (name, rows) in per_table {
             let Some(table) = self.tables.get_mut(&*name) else {
                 return Err(Error::NoSuchTable { table: name.to_string() });
             };
@@ -92,33 +95,97 @@ impl State {
                     }
                 }
             } else {
-                rows.sort_by(|a, b| a.0.cmp(&b.0));
-                merge(table, seq, rows)?;
+                merge(table, sorted_chains(seq, rows)?)?;
             }
         }
         Ok(())
     }
 }
 
-/// Rebuild `table.rows` from its entries and `rows` (sorted by key, stably).
-fn merge(table: &mut TableState, seq: u64, rows: Vec<(Key, NewVersion)>) -> Result<()> {
-    let old = std::mem::take(&mut table.rows);
-    let mut merged: Vec<(Key, Chain)> = Vec::with_capacity(old.len() + rows.len());
-    let mut new = rows.into_iter().peekable();
-    let mut result = Ok(());
-    for (key, chain) in old {
-        while let Some((k, version)) = new.next_if(|(k, _)| *k < key) {
-            result = result.and(push_version(&mut merged, seq, k, version));
+/// A version made into a chain of its own, with its key, and whether its key's prefix is that
+/// of the entry before it (only then can the key be the same: written again in the
+/// transaction).
+type NewChain = (Key, Chain, bool);
+
+/// Each row made into a chain of its one version, in transaction order (so each row's bytes
+/// are read, and its version's allocated, one after the other, where the transaction put
+/// them), then given in key order, stably (the versions of one key keep their order).
+///
+/// Most comparisons are of two integers: each key's [`order_prefix`], computed once with its
+/// position, sorts the positions; only runs of equal prefixes, usually one row long, are then
+/// sorted by their whole keys. Comparing whole string keys throughout costs a call to `memcmp`
+/// and two pointer chases per comparison, about 17 per row for 100,000 rows.
+fn sorted_chains(
+    seq: u64,
+    rows: Vec<(Key, NewVersion)>,
+) -> Result<impl Iterator<Item = Result<NewChain>>> {
+    let mut order: Vec<(bool, u64, u32)> = Vec::with_capacity(rows.len());
+    let mut built: Vec<Option<(Key, Chain)>> = Vec::with_capacity(rows.len());
+    for (i, (key, (kind, encoded, doc))) in rows.into_iter().enumerate() {
+        let (class, prefix) = order_prefix(&key);
+        let at = u32::try_from(i).map_err(|_| Error::invalid("over 2^32 rows in a transaction"))?;
+        order.push((class, prefix, at));
+        let chain = Chain::of(seq, kind, crate::event::body_of(&encoded)?, doc.as_deref())?;
+        built.push(Some((key, chain)));
+    }
+    order.sort_unstable();
+    let key_at = |at: u32| built.get(at as usize).and_then(Option::as_ref).map(|(key, _)| key);
+    let mut rest = order.as_mut_slice();
+    while let Some(&(class, prefix, _)) = rest.first() {
+        let run = rest.iter().position(|e| (e.0, e.1) != (class, prefix)).unwrap_or(rest.len());
+        let (same, after) = rest.split_at_mut(run);
+        if same.len() > 1 {
+            same.sort_by(|a, b| key_at(a.2).cmp(&key_at(b.2)).then(a.2.cmp(&b.2)));
         }
-        merged.push((key, chain));
-        while let Some((k, version)) =
-            new.next_if(|(k, _)| merged.last().is_some_and(|(last, _)| last == k))
-        {
-            result = result.and(push_version(&mut merged, seq, k, version));
+        rest = after;
+    }
+    let mut previous = None;
+    Ok(order.into_iter().map(move |(class, prefix, at)| {
+        let Some((key, chain)) = built.get_mut(at as usize).and_then(Option::take) else {
+            return Err(Error::invalid("a row placed twice by the bulk sort"));
+        };
+        let same_prefix = previous == Some((class, prefix));
+        previous = Some((class, prefix));
+        Ok((key, chain, same_prefix))
+    }))
+}
+
+/// A summary of `key` whose order agrees with the keys' order: of two keys with different
+/// prefixes, the smaller prefix is the smaller key (integers sort before strings, integers by
+/// value, strings by their first 8 bytes, padded with zeros); keys with equal prefixes must
+/// be compared whole.
+fn order_prefix(key: &Key) -> (bool, u64) {
+    match key {
+        // i64 order is u64 order after flipping the sign bit.
+        Key::Int(i) => (false, (*i as u64) ^ (1 << 63)),
+        Key::Str(s) => {
+            let bytes = s.bytes().chain(std::iter::repeat(0)).take(8);
+            (true, bytes.fold(0, |prefix, b| prefix << 8 | u64::from(b)))
         }
     }
-    for (k, version) in new {
-        result = result.and(push_version(&mut merged, seq, k, version));
+}
+
+/// Rebuild `table.rows` from its entries and `new` (in key order, stably, see
+/// [`sorted_chains`]).
+fn merge(table: &mut TableState, new: impl Iterator<Item = Result<NewChain>>) -> Result<()> {
+    let old = std::mem::take(&mut table.rows);
+    let mut merged: Vec<(Key, Chain)> = Vec::with_capacity(old.len() + new.size_hint().0);
+    let mut new = new.peekable();
+    let mut result = Ok(());
+    for (key, chain) in old {
+        while let Some(n) = new.next_if(|n| n.as_ref().is_ok_and(|(k, _, _)| *k < key)) {
+            result = result.and(n.and_then(|n| add(&mut merged, n, false)));
+        }
+        merged.push((key, chain));
+        while let Some(n) = new.next_if(|n| {
+            let last = merged.last().map(|(last, _)| last);
+            n.as_ref().is_ok_and(|(k, _, _)| Some(k) == last)
+        }) {
+            result = result.and(n.and_then(|n| add(&mut merged, n, true)));
+        }
+    }
+    for n in new {
+        result = result.and(n.and_then(|n| add(&mut merged, n, false)));
     }
     // Sorted and without duplicate keys: the map is built in one pass. It is put back even
     // after an error, so the table keeps every row it had.
@@ -126,18 +193,17 @@ fn merge(table: &mut TableState, seq: u64, rows: Vec<(Key, NewVersion)>) -> Resu
     result
 }
 
-/// Append a version to the chain of `key` when it is the last entry, else start its chain.
-fn push_version(
+/// Append the version of `chain` to the last entry's chain when its key is the last entry's
+/// (known when `same`; else compared only when the prefixes are equal), else add the entry.
+fn add(
     merged: &mut Vec<(Key, Chain)>,
-    seq: u64,
-    key: Key,
-    (kind, encoded, doc): NewVersion,
+    (key, chain, same_prefix): NewChain,
+    same: bool,
 ) -> Result<()> {
-    let body = crate::event::body_of(&encoded)?;
     match merged.last_mut() {
-        Some((last, chain)) if *last == key => chain.push(seq, kind, body, doc.as_deref()),
+        Some((last, tail)) if same || (same_prefix && *last == key) => tail.append(chain),
         _ => {
-            merged.push((key, Chain::of(seq, kind, body, doc.as_deref())?));
+            merged.push((key, chain));
             Ok(())
         }
     }
@@ -156,8 +222,14 @@ mod tests {
         for i in 0..n {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let k = (x >> 33) % key_space;
-            let key =
-                if k.is_multiple_of(3) { Key::Int(k as i64) } else { Key::Str(format!("k{k}")) };
+            // Integers of both signs, short strings, and strings that share their first 8
+            // bytes (the sort's prefix).
+            let key = match k % 4 {
+                0 => Key::Int(k as i64),
+                1 => Key::Int(-(k as i64)),
+                2 => Key::Str(format!("k{k}")),
+                _ => Key::Str(format!("customer-{k}")),
+            };
             let kind = [EventType::Insert, EventType::Patch, EventType::SoftDelete][i % 3];
             let body = Arc::new(Value::Int(i as i64));
             let doc = (kind == EventType::Patch).then(|| body.clone());
@@ -215,6 +287,52 @@ mod tests {
             by_row(&mut rows, 2, events, changes);
             assert_eq!(chains(&bulk), chains(&rows), "{before} rows before, {n} installed");
             assert_eq!(bulk.tables.get("t").unwrap().changed_seq, 2);
+        }
+    }
+
+    /// The prefix sort gives the order (and, among equal keys, the transaction order) of a
+    /// stable sort by whole keys, and flags every entry whose key is the one before:
+    /// negative and positive integers, strings sharing their first 8 bytes or differing only
+    /// after them, a string and the same string with a zero byte.
+    #[test]
+    fn prefix_sort_equals_a_stable_sort_by_key() {
+        let table: Arc<str> = Arc::from("t");
+        let mut x = 42_u64;
+        let mut rows: Vec<(Key, NewVersion)> = Vec::new();
+        for i in 0..5_000_i64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let r = x >> 33;
+            let key = match r % 6 {
+                0 => Key::Int((r % 200) as i64 - 100),
+                1 => Key::Int(if r.is_multiple_of(2) { i64::MIN } else { i64::MAX }),
+                2 => Key::Str(format!("customer-{:03}", r % 300)),
+                3 => Key::Str(format!("k{}", r % 300)),
+                4 => Key::Str(
+                    ["abcdefgh", "abcdefgh\0", "abcdefg", "", "\u{e9}t\u{e9}"][(r % 5) as usize]
+                        .to_owned(),
+                ),
+                _ => Key::Str(format!("abcdefgh{}", r % 40)),
+            };
+            let event = Event::new(table.clone(), EventType::Insert, Some(key.clone()), {
+                Arc::new(Value::Int(i))
+            })
+            .unwrap();
+            rows.push((key, (EventType::Insert, event.encoded, None)));
+        }
+        let mut expected: Vec<(Key, i64)> =
+            rows.iter().enumerate().map(|(i, (k, _))| (k.clone(), i as i64)).collect();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        let sorted: Vec<NewChain> = sorted_chains(7, rows).unwrap().map(Result::unwrap).collect();
+        let got: Vec<(Key, i64)> = sorted
+            .iter()
+            .map(|(k, chain, _)| (k.clone(), chain.versions()[0].body().unwrap().as_i64().unwrap()))
+            .collect();
+        assert_eq!(got, expected);
+        // A key written again is always flagged (its prefix is the one before's).
+        for (i, (key, _, same_prefix)) in sorted.iter().enumerate() {
+            if i > 0 && sorted[i - 1].0 == *key {
+                assert!(same_prefix, "{key} at {i}");
+            }
         }
     }
 

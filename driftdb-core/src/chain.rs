@@ -217,6 +217,21 @@ impl Chain {
         Ok(())
     }
 
+    /// Append the one version of `other`, a chain made by [`Chain::of`], exactly as
+    /// [`Chain::push`] would have appended it (its bytes are moved, not copied).
+    pub fn append(&mut self, other: Chain) -> Result<()> {
+        let [version] = other.versions.into_inner().map_err(|_| {
+            Error::invalid("only a chain of one version can be appended to another")
+        })?;
+        if version.kind == EventType::Patch && version.full_bytes().is_none() {
+            return Err(missing_base(version.seq));
+        }
+        self.push_version(version);
+        Ok(())
+    }
+
+    /// Append `version`, which holds its document when it is a PATCH: the version before it
+    /// gives up its own copy of its document unless it is a keyframe.
     fn push_version(&mut self, version: Version) {
         let n = self.versions.len();
         if let Some(before) = n.checked_sub(1) {

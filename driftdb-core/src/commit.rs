@@ -392,7 +392,7 @@ impl Database {
         }
         self.check_poison()?;
         let mut writer = self.writer.lock();
-        let changes = (|| {
+        let validated = (|events: Vec<Event>| {
             let state = self.state.read();
             let checks = isolation != IsolationLevel::ReadCommitted
                 && !self.hooks.conflict_checks_off.load(Ordering::Relaxed);
@@ -409,14 +409,14 @@ impl Database {
             let unique = events.iter().any(|e| state.has_unique(&e.table))
                 || checked.iter().any(|c| c.schema.as_ref().is_some_and(|s| !s.unique.is_empty()));
             if current && !unique && checked.len() == events.len() {
-                Ok(checked)
+                Ok((events, checked))
             } else {
-                let prepared = state.prepare(&events);
+                let prepared = state.prepare(events);
                 prepared.map_err(|e| isolation::revalidation_error(e, &state, start_seq))
             }
-        })();
-        let changes = match changes {
-            Ok(changes) => changes,
+        })(events);
+        let (events, changes) = match validated {
+            Ok(validated) => validated,
             Err(error) => {
                 let last_seq = writer.last_seq;
                 drop(writer);
@@ -474,12 +474,14 @@ impl Database {
         let mut wal_frame = Vec::new();
         let start = frame::begin(&mut wal_frame, seq, unix_ms, EventType::WalBatch);
         let wal_record_at = wal_frame.len();
-        crate::event::encode_txn_into(&mut wal_frame, seq, unix_ms, events)?;
-        frame::finish(&mut wal_frame, start);
+        let record = crate::event::begin_txn(&mut wal_frame, seq, unix_ms, events);
         let mut tables: Vec<TableWrite> = Vec::new();
         // Room for every frame (the first table gets it: most transactions write one).
         let mut room: usize = events.iter().map(|e| e.encoded.len() + 32).sum();
+        // One pass writes each event to the WAL record and to its segment frame, so that each
+        // event's bytes are read from memory once.
         for event in events {
+            crate::event::push_txn_event(&mut wal_frame, record, event)?;
             let index = match tables.iter().position(|t| *t.table == *event.table) {
                 Some(i) => i,
                 None => {
@@ -497,6 +499,7 @@ impl Database {
                 write.schema_changed |= event.key.is_none();
             }
         }
+        frame::finish(&mut wal_frame, start);
         Ok(Pending { seq, unix_ms, wal_frame, wal_record_at, tables })
     }
 
@@ -637,8 +640,8 @@ impl Database {
     pub(crate) fn replay_one(&self, txn: crate::event::TxnRecord) -> Result<()> {
         let mut pending = self.encode(txn.seq, txn.unix_ms, &txn.events)?;
         let mut state = self.state.write();
-        let changes = state.prepare(&txn.events)?;
-        state.install(txn.seq, txn.unix_ms, txn.events, changes)?;
+        let (events, changes) = state.prepare(txn.events)?;
+        state.install(txn.seq, txn.unix_ms, events, changes)?;
         for write in &mut pending.tables {
             if write.schema_changed {
                 write.derived = derived_files(&state, &write.table);

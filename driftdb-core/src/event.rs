@@ -23,8 +23,9 @@ pub(crate) struct Event {
     /// `encoded` when needed.
     pub body: Option<Arc<Value>>,
     /// msgpack of `[key, body]`: the segment frame payload, and the tail of the WAL event.
-    /// Encoded once, when the event is made.
-    pub encoded: Vec<u8>,
+    /// Encoded once, when the event is made, into an allocation of its exact size; shared
+    /// (not copied) by a transaction's record of what it inserted (`state::Written`).
+    pub encoded: Arc<[u8]>,
 }
 
 /// msgpack marker of a two-element array (`[key, body]`).
@@ -37,11 +38,23 @@ impl Event {
         key: Option<Key>,
         body: Arc<Value>,
     ) -> Result<Event> {
-        let mut encoded = Vec::with_capacity(256);
-        encoded.push(FIXARRAY_2);
-        crate::msgpack::write_key(&mut encoded, key.as_ref())?;
+        Event::new_with(&mut Vec::new(), table, kind, key, body)
+    }
+
+    /// [`Event::new`], encoding in `scratch` (cleared first; a caller making many events
+    /// passes the same one, so only the event's own exact-size copy is allocated).
+    pub fn new_with(
+        scratch: &mut Vec<u8>,
+        table: Arc<str>,
+        kind: EventType,
+        key: Option<Key>,
+        body: Arc<Value>,
+    ) -> Result<Event> {
+        scratch.clear();
+        scratch.push(FIXARRAY_2);
+        crate::msgpack::write_key(scratch, key.as_ref())?;
         // The depth is checked during the encoding (one walk of the document, not two).
-        match crate::msgpack::write_value_within(&mut encoded, &body, DOCUMENT_DEPTH_MAX) {
+        match crate::msgpack::write_value_within(scratch, &body, DOCUMENT_DEPTH_MAX) {
             Ok(()) => {}
             Err(Refusal::TooDeep) => {
                 return Err(Error::invalid(format!(
@@ -50,8 +63,8 @@ impl Event {
             }
             Err(Refusal::Error(e)) => return Err(e),
         }
-        debug_assert_eq!(encoded.first(), Some(&FIXARRAY_2));
-        Ok(Event { table, kind, key, body: Some(body), encoded })
+        debug_assert_eq!(scratch.first(), Some(&FIXARRAY_2));
+        Ok(Event { table, kind, key, body: Some(body), encoded: Arc::from(scratch.as_slice()) })
     }
 
     /// The body, decoded from `encoded` when it was let go.
@@ -86,17 +99,15 @@ pub(crate) fn body_of(encoded: &[u8]) -> Result<&[u8]> {
 #[cfg(test)]
 pub(crate) fn encode_txn(seq: u64, unix_ms: u64, events: &[Event]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    encode_txn_into(&mut out, seq, unix_ms, events)?;
+    let start = begin_txn(&mut out, seq, unix_ms, events);
+    events.iter().try_for_each(|event| push_txn_event(&mut out, start, event))?;
     Ok(out)
 }
 
-/// Append the transaction record `[seq, unix_ms, [events]]` to `out`, checking the size limit.
-pub(crate) fn encode_txn_into(
-    out: &mut Vec<u8>,
-    seq: u64,
-    unix_ms: u64,
-    events: &[Event],
-) -> Result<()> {
+/// Append the head of the transaction record of `events` (`[seq, unix_ms, [` and the event
+/// count), with room for the events; returns where the record starts. Each event follows
+/// with [`push_txn_event`] (a caller may write other things from each event in between).
+pub(crate) fn begin_txn(out: &mut Vec<u8>, seq: u64, unix_ms: u64, events: &[Event]) -> usize {
     let size: usize = events.iter().map(|e| e.encoded.len() + e.table.len() + 8).sum();
     out.reserve(size + 32);
     let start = out.len();
@@ -105,16 +116,20 @@ pub(crate) fn encode_txn_into(
     let _ = rmp::encode::write_uint(out, unix_ms);
     let count = u32::try_from(events.len()).unwrap_or(u32::MAX);
     let _ = rmp::encode::write_array_len(out, count);
-    for event in events {
-        event.write_wal(out);
-        let written = (out.len() - start) as u64;
-        if written > TRANSACTION_BYTES_MAX {
-            return Err(Error::TooLarge {
-                what: "transaction",
-                size: written,
-                limit: TRANSACTION_BYTES_MAX,
-            });
-        }
+    start
+}
+
+/// Append `event` to the transaction record begun at `start` by [`begin_txn`], checking the
+/// record's size limit.
+pub(crate) fn push_txn_event(out: &mut Vec<u8>, start: usize, event: &Event) -> Result<()> {
+    event.write_wal(out);
+    let written = (out.len() - start) as u64;
+    if written > TRANSACTION_BYTES_MAX {
+        return Err(Error::TooLarge {
+            what: "transaction",
+            size: written,
+            limit: TRANSACTION_BYTES_MAX,
+        });
     }
     Ok(())
 }

@@ -84,6 +84,7 @@ pub mod storage;
 mod txn;
 mod unique;
 mod value;
+mod writes;
 
 pub use backup::{BackupReport, RestoreReport, VerifyReport};
 pub use compaction::CompactionReport;

@@ -7,7 +7,7 @@
 //! encoded, on keyframes and on each key's newest version); nothing is held decoded (see
 //! [`crate::chain`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use foldhash::HashMap;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::schema::TableSchema;
 use crate::storage::frame::EventType;
 use crate::unique::WrittenValues;
 use crate::value::{Key, Value, check_document};
+use crate::writes::Writes;
 
 /// One version of a table's schema.
 #[derive(Debug, Clone)]
@@ -60,32 +61,9 @@ pub(crate) struct State {
 pub(crate) struct Change {
     pub kind: EventType,
     /// The document after a PATCH. (An INSERT's is its event's body, which a transaction
-    /// does not keep decoded: see [`Written`].)
+    /// does not keep decoded: see [`crate::writes::Written`].)
     pub doc: Option<Arc<Value>>,
     pub schema: Option<Arc<TableSchema>>,
-}
-
-/// A transaction's version of a key it wrote.
-#[derive(Debug, Clone)]
-pub(crate) enum Written {
-    /// Soft-deleted (or not live).
-    Deleted,
-    /// A patched document.
-    Doc(Arc<Value>),
-    /// An inserted document, kept encoded (its body bytes) so that a transaction of many
-    /// inserts lets each decoded document go as soon as it is checked.
-    Encoded(Arc<[u8]>),
-}
-
-impl Written {
-    /// The document, decoded when kept encoded; `None` when deleted.
-    pub fn doc(&self) -> Result<Option<Arc<Value>>> {
-        Ok(match self {
-            Written::Deleted => None,
-            Written::Doc(doc) => Some(doc.clone()),
-            Written::Encoded(bytes) => Some(Arc::new(crate::chain::decode_bytes(bytes)?)),
-        })
-    }
 }
 
 /// What a transaction has changed so far. Its events are validated against the state at
@@ -95,9 +73,10 @@ pub(crate) struct Overlay {
     pub base_seq: u64,
     tables: HashMap<String, Option<Arc<TableSchema>>>,
     /// Tables (re)created inside the transaction: their older rows are not live.
-    pub(crate) fresh_tables: HashSet<String>,
-    /// The transaction's version of every key it wrote.
-    pub(crate) rows: HashMap<String, HashMap<Key, Written>>,
+    pub(crate) fresh_tables: foldhash::HashSet<String>,
+    /// Every event checked, with its change, and the transaction's version of every key it
+    /// wrote.
+    pub(crate) writes: Writes,
     /// The values its written rows hold at unique fields (see `unique.rs`).
     pub(crate) written_values: WrittenValues,
 }
@@ -107,8 +86,8 @@ impl Overlay {
         Overlay {
             base_seq,
             tables: HashMap::default(),
-            fresh_tables: HashSet::new(),
-            rows: HashMap::default(),
+            fresh_tables: foldhash::HashSet::default(),
+            writes: Writes::default(),
             written_values: WrittenValues::default(),
         }
     }
@@ -313,7 +292,7 @@ impl State {
         table: &str,
         key: &Key,
     ) -> Result<Option<Arc<Value>>> {
-        if let Some(written) = overlay.rows.get(table).and_then(|rows| rows.get(key)) {
+        if let Some(written) = overlay.writes.written(table, key) {
             return written.doc();
         }
         if overlay.fresh_tables.contains(table) {
@@ -342,13 +321,11 @@ impl State {
                 rows.insert(key.clone(), doc);
             }
         }
-        if let Some(written) = overlay.rows.get(table) {
-            for (key, written) in written {
-                match written.doc()? {
-                    Some(doc) => rows.insert(key.clone(), doc),
-                    None => rows.remove(key),
-                };
-            }
+        for (key, written) in overlay.writes.rows(table) {
+            match written.doc()? {
+                Some(doc) => rows.insert(key.clone(), doc),
+                None => rows.remove(key),
+            };
         }
         Ok(rows.into_iter().collect())
     }
@@ -385,9 +362,9 @@ impl State {
             .ok_or_else(|| Error::NoSuchTable { table: table.to_owned() })
     }
 
-    /// Validate `event` against the state seen through `overlay`, record it in the overlay,
-    /// and return the change it makes. Nothing is modified on error.
-    pub fn check(&self, overlay: &mut Overlay, event: &Event) -> Result<Change> {
+    /// Validate `event` against the state seen through `overlay` and record it there with the
+    /// change it makes. Nothing is modified on error.
+    pub fn check(&self, overlay: &mut Overlay, event: Event) -> Result<()> {
         let table: &str = &event.table;
         let seq = overlay.base_seq;
         let body = event.body()?;
@@ -402,7 +379,7 @@ impl State {
                         return Err(Error::TableExists { table: table.to_owned() });
                     }
                     overlay.fresh_tables.insert(table.to_owned());
-                    overlay.rows.remove(table);
+                    overlay.writes.forget(table);
                     overlay.written_values.forget(table);
                 } else {
                     let current =
@@ -478,25 +455,12 @@ impl State {
                 {
                     self.check_unique(overlay, table, &schema, key, doc)?;
                 }
-                if !overlay.rows.contains_key(table) {
-                    overlay.rows.insert(table.to_owned(), HashMap::default());
-                }
-                let written = match (event.kind, &new_doc) {
-                    (_, None) => Written::Deleted,
-                    (EventType::Insert, Some(_)) => {
-                        Written::Encoded(Arc::from(crate::event::body_of(&event.encoded)?))
-                    }
-                    (_, Some(doc)) => Written::Doc(doc.clone()),
-                };
-                if let Some(rows) = overlay.rows.get_mut(table) {
-                    let old = rows.insert(key.clone(), written);
-                    if overlay.written_values.tracks(table) {
-                        let old = match old {
-                            Some(old) => old.doc()?,
-                            None => None,
-                        };
-                        overlay.written_values.on_write(table, key, old.as_ref(), new_doc.as_ref());
-                    }
+                if overlay.written_values.tracks(table) {
+                    let old = match overlay.writes.written(table, key) {
+                        Some(old) => old.doc()?,
+                        None => None,
+                    };
+                    overlay.written_values.on_write(table, key, old.as_ref(), new_doc.as_ref());
                 }
                 if event.kind == EventType::Patch {
                     change.doc = new_doc;
@@ -506,13 +470,20 @@ impl State {
                 return Err(Error::invalid("not a transaction event"));
             }
         }
-        Ok(change)
+        overlay.writes.record(event, change)
     }
 
-    /// Validate a whole transaction against the latest state (pending commits included).
-    pub fn prepare(&self, events: &[Event]) -> Result<Vec<Change>> {
+    /// Validate a whole transaction against the latest state (pending commits included):
+    /// its events, given back, and the change each makes.
+    pub fn prepare(&self, events: Vec<Event>) -> Result<(Vec<Event>, Vec<Change>)> {
         let mut overlay = Overlay::new(u64::MAX);
-        events.iter().map(|e| self.check(&mut overlay, e)).collect()
+        overlay.writes.events.reserve(events.len());
+        overlay.writes.changes.reserve(events.len());
+        for event in events {
+            self.check(&mut overlay, event)?;
+        }
+        let Writes { events, changes, .. } = overlay.writes;
+        Ok((events, changes))
     }
 
     /// Install the validated changes of `events` (one per event) as the next seq.

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::isolation::{IsolationLevel, ReadSet};
 use crate::schema::{TableSchema, validate_table_name};
-use crate::state::{Change, Overlay};
+use crate::state::Overlay;
 use crate::storage::frame::EventType;
 use crate::value::{Key, Value, to_value};
 
@@ -40,11 +40,9 @@ use crate::value::{Key, Value, to_value};
 /// ```
 pub struct Transaction<'db> {
     db: &'db Database,
-    events: Vec<Event>,
-    /// The change each event makes, as validated when it was added.
-    changes: Vec<Change>,
-    /// Own writes; its `base_seq` is the seq the last event was validated against (the start
-    /// seq, or under READ COMMITTED the latest commit when the event was added).
+    /// Own writes: every event, with the change it makes as validated when it was added; its
+    /// `base_seq` is the seq the last event was validated against (the start seq, or under
+    /// READ COMMITTED the latest commit when the event was added).
     overlay: Overlay,
     /// The seq `changes` were all validated against, if they all were against the same one.
     checked_at: Option<u64>,
@@ -59,6 +57,8 @@ pub struct Transaction<'db> {
     /// Whether the transaction still counts in `Database::open_txns` (until it is handed to
     /// the commit, which stops counting it once it is queued).
     counted: bool,
+    /// Where each event is encoded before it gets its own exact-size copy.
+    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for Transaction<'_> {
@@ -66,7 +66,7 @@ impl fmt::Debug for Transaction<'_> {
         f.debug_struct("Transaction")
             .field("read_seq", &self.start_seq)
             .field("isolation", &self.isolation)
-            .field("events", &self.events.len())
+            .field("events", &self.len())
             .finish()
     }
 }
@@ -77,8 +77,6 @@ impl<'db> Transaction<'db> {
         let reads = (isolation == IsolationLevel::Serializable).then(Mutex::default);
         Transaction {
             db,
-            events: Vec::new(),
-            changes: Vec::new(),
             overlay: Overlay::new(start_seq),
             checked_at: None,
             start_seq,
@@ -86,6 +84,7 @@ impl<'db> Transaction<'db> {
             reads,
             last_table: None,
             counted: true,
+            scratch: Vec::new(),
         }
     }
 
@@ -123,12 +122,12 @@ impl<'db> Transaction<'db> {
 
     /// Number of events buffered so far.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.overlay.writes.events.len()
     }
 
     /// True when nothing has been written.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.overlay.writes.events.is_empty()
     }
 
     fn push(&mut self, table: &str, kind: EventType, key: Option<Key>, body: Value) -> Result<()> {
@@ -138,20 +137,20 @@ impl<'db> Transaction<'db> {
             _ => Arc::from(table),
         };
         self.last_table = Some(name.clone());
-        let mut event = Event::new(name, kind, key, Arc::new(body))?;
+        let event = Event::new_with(&mut self.scratch, name, kind, key, Arc::new(body))?;
         self.overlay.base_seq = self.view_seq();
-        let change = self.db.state.read().check(&mut self.overlay, &event)?;
-        if kind == EventType::Insert {
-            // Checked: the transaction keeps the document encoded (the event's bytes, and
-            // the overlay's copy), so the decoded one is freed now, while it is still in
-            // cache, not with a hundred thousand others at the commit.
+        let first = self.is_empty();
+        self.db.state.read().check(&mut self.overlay, event)?;
+        if kind == EventType::Insert
+            && let Some(event) = self.overlay.writes.events.last_mut()
+        {
+            // Checked: the transaction keeps the document encoded (the event's bytes), so
+            // the decoded one is freed now, while it is still in cache, not with a hundred
+            // thousand others at the commit.
             event.body = None;
         }
         let at = self.overlay.base_seq;
-        self.checked_at =
-            if self.events.is_empty() { Some(at) } else { self.checked_at.filter(|&s| s == at) };
-        self.events.push(event);
-        self.changes.push(change);
+        self.checked_at = if first { Some(at) } else { self.checked_at.filter(|&s| s == at) };
         Ok(())
     }
 
@@ -259,15 +258,16 @@ impl<'db> Transaction<'db> {
         // none is freed under the state's write lock while the commit installs its versions
         // (the state keeps them encoded): they are freed after the commit, with the
         // transaction. (An INSERT's was let go when it was checked: see `push`.)
-        let documents: Vec<Arc<Value>> = self
+        let writes = &mut self.overlay.writes;
+        let documents: Vec<Arc<Value>> = writes
             .events
             .iter()
             .filter_map(|e| e.body.clone())
-            .chain(self.changes.iter().filter_map(|c| c.doc.clone()))
+            .chain(writes.changes.iter().filter_map(|c| c.doc.clone()))
             .collect();
         let commit = TxnCommit {
-            events: std::mem::take(&mut self.events),
-            checked: std::mem::take(&mut self.changes),
+            events: std::mem::take(&mut writes.events),
+            checked: std::mem::take(&mut writes.changes),
             checked_at: self.checked_at,
             start_seq: self.start_seq,
             isolation: self.isolation,

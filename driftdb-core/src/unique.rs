@@ -32,6 +32,7 @@ use crate::index::{IndexValue, at_path, indexed, split_path};
 use crate::schema::TableSchema;
 use crate::state::{Overlay, State};
 use crate::value::{Key, Value};
+use crate::writes::Writes;
 
 type Holders = HashMap<IndexValue, SmallVec<[Key; 1]>>;
 
@@ -83,12 +84,12 @@ impl WrittenValues {
         &mut self,
         table: &str,
         path: &[String],
-        written: Option<&HashMap<Key, crate::state::Written>>,
+        writes: &Writes,
     ) -> Result<Option<&Holders>> {
         let paths = self.tables.entry(table.to_owned()).or_default();
         if !paths.iter().any(|(p, _)| p == path) {
             let mut holders = Holders::default();
-            for (key, written) in written.into_iter().flatten() {
+            for (key, written) in writes.rows(table) {
                 if let Some(value) = indexed(written.doc()?.as_deref(), path) {
                     holders.entry(value).or_default().push(key.clone());
                 }
@@ -146,8 +147,8 @@ impl State {
         value: &IndexValue,
         key: &Key,
     ) -> Result<Option<Key>> {
-        let written = overlay.rows.get(table);
-        let holders = overlay.written_values.holders(table, path, written)?;
+        let writes = &overlay.writes;
+        let holders = overlay.written_values.holders(table, path, writes)?;
         let mine = holders.and_then(|h| h.get(value));
         if let Some(other) = mine.and_then(|keys| keys.iter().find(|k| *k != key)) {
             return Ok(Some(other.clone()));
@@ -159,7 +160,7 @@ impl State {
         // `prepare` validates against the latest state with a base seq of `u64::MAX`.
         let seq = overlay.base_seq.min(self.last_seq());
         let holds = |k: &Key| -> Result<bool> {
-            if k == key || written.is_some_and(|w| w.contains_key(k)) {
+            if k == key || writes.wrote(table, k) {
                 return Ok(false);
             }
             Ok(indexed(t.doc_at(k, seq)?.as_deref(), path).as_ref() == Some(value))

@@ -96,7 +96,7 @@ pub(crate) fn decode_payload_of(
             kind,
             key,
             body: Some(std::sync::Arc::new(body)),
-            encoded: payload.to_vec(),
+            encoded: std::sync::Arc::from(payload),
         });
     }
     let mut de = rmp_serde::Deserializer::new(payload);
@@ -106,7 +106,7 @@ pub(crate) fn decode_payload_of(
         kind,
         key,
         body: Some(std::sync::Arc::new(body)),
-        encoded: payload.to_vec(),
+        encoded: std::sync::Arc::from(payload),
     })
 }
 
