@@ -363,6 +363,16 @@ pub(crate) enum Pending {
 impl Pending {
     /// The document, given the arena [`Chain::pending_at`] copied into.
     pub fn finish(&self, arena: &[u8]) -> Result<Value> {
+        let (seq, full, patches) = self.parts(arena)?;
+        rebuild(full, patches, seq)
+    }
+
+    /// The seq of the version, the whole encoded document it is rebuilt from and the
+    /// encoded patches after it, as slices of `arena`.
+    fn parts<'p>(
+        &'p self,
+        arena: &'p [u8],
+    ) -> Result<(u64, &'p [u8], impl Iterator<Item = &'p [u8]> + 'p)> {
         match self {
             Pending::Broken(seq) => Err(missing_base(*seq)),
             Pending::Rebuild { seq, start, ends } => {
@@ -370,7 +380,7 @@ impl Pending {
                 let mut parts =
                     starts.zip(ends.iter()).map(|(s, &e)| arena.get(s..e).unwrap_or_default());
                 let full = parts.next().unwrap_or_default();
-                rebuild(full, parts, *seq)
+                Ok((*seq, full, parts))
             }
         }
     }
@@ -381,27 +391,20 @@ impl Pending {
     /// the whole document byte by byte (decoded, merged and encoded again only where the bytes
     /// are not as DriftDB writes them).
     pub fn finish_encoded(&self, arena: &[u8]) -> Result<Vec<u8>> {
-        match self {
-            Pending::Broken(seq) => Err(missing_base(*seq)),
-            Pending::Rebuild { seq, start, ends } => {
-                let starts = std::iter::once(*start).chain(ends.iter().copied());
-                let mut parts =
-                    starts.zip(ends.iter()).map(|(s, &e)| arena.get(s..e).unwrap_or_default());
-                let mut doc = parts.next().unwrap_or_default().to_vec();
-                let mut next = Vec::with_capacity(doc.len() + 64);
-                for patch in parts {
-                    next.clear();
-                    if crate::msgpack_merge::merge_encoded(&doc, patch, &mut next).is_none() {
-                        let mut merged = decode(&doc, *seq)?;
-                        merged.merge_patch(&decode(patch, *seq)?);
-                        next.clear();
-                        crate::msgpack::write_value(&mut next, &merged)?;
-                    }
-                    std::mem::swap(&mut doc, &mut next);
-                }
-                Ok(doc)
+        let (seq, full, patches) = self.parts(arena)?;
+        let mut doc = full.to_vec();
+        let mut next = Vec::with_capacity(doc.len() + 64);
+        for patch in patches {
+            next.clear();
+            if crate::msgpack_merge::merge_encoded(&doc, patch, &mut next).is_none() {
+                let mut merged = decode(&doc, seq)?;
+                merged.merge_patch(&decode(patch, seq)?);
+                next.clear();
+                crate::msgpack::write_value(&mut next, &merged)?;
             }
+            std::mem::swap(&mut doc, &mut next);
         }
+        Ok(doc)
     }
 }
 
