@@ -1,11 +1,12 @@
 //! Replays the fuzz corpus (`fuzz/corpus/frame_decode/`) and generated damaged files through
-//! the frame decoder and the file checkers: every input must return, never panic.
+//! the frame decoder, the file checkers and the open's quick payload decoders: every input
+//! must return, never panic.
 //! `DRIFTDB_WRITE_SEED_CORPUS=1` writes the generated seeds into the corpus directory.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
-use driftdb_core::storage::{check_file, frame};
+use driftdb_core::storage::{check_file, check_payload, frame};
 use driftdb_core::{Database, TableSchema};
 use serde_json::json;
 
@@ -58,8 +59,11 @@ fn seeds() -> Vec<Vec<u8>> {
 }
 
 fn exercise(data: &[u8]) {
-    let _ = frame::decode(data, 1 << 20);
+    if let Ok(frame) = frame::decode(data, 1 << 20) {
+        check_payload(frame.payload);
+    }
     let _ = check_file(Path::new("input"), data);
+    check_payload(data);
 }
 
 #[test]

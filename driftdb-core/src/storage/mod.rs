@@ -38,3 +38,20 @@ pub fn check_file(path: &Path, data: &[u8]) -> Result<usize> {
         }
     }
 }
+
+/// Run the open's quick decoders over one segment event payload, as its replay reads it: the
+/// key split (which checks the body is exactly one value that decodes), then, on the body,
+/// the byte merge (the body merged into itself and into an empty map), the test of whether a
+/// patch names a field, and a field lookup. Returns whether the payload split.
+/// Never panics on any input; the fuzz targets call it.
+pub fn check_payload(payload: &[u8]) -> bool {
+    let Some((key, body)) = segment::split_key(payload) else { return false };
+    let _ = key.map(crate::value::KeyRef::to_key);
+    let mut out = Vec::new();
+    let _ = crate::msgpack_merge::merge_encoded(body, body, &mut out);
+    out.clear();
+    let _ = crate::msgpack_merge::merge_encoded(&[0x80], body, &mut out);
+    let _ = crate::msgpack_merge::names_field(body, "id");
+    let _ = crate::msgpack_merge::value_at(body, &["id".to_owned(), "n".to_owned()]);
+    true
+}

@@ -255,6 +255,7 @@ mod tests {
             let event =
                 Event::new("t".into(), EventType::Insert, key.clone(), body.into()).unwrap();
             let payload = &event.encoded;
+            assert!(crate::storage::check_payload(payload));
             let (got, body) = split_key(payload).unwrap();
             let decoded = decode_payload("t", EventType::Insert, payload).unwrap();
             assert_eq!(got.map(KeyRef::to_key), decoded.key);
