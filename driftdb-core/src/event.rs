@@ -50,11 +50,24 @@ impl Event {
         key: Option<Key>,
         body: Arc<Value>,
     ) -> Result<Event> {
+        let mut event = Event::encode_with(scratch, table, kind, key, &body)?;
+        event.body = Some(body);
+        Ok(event)
+    }
+
+    /// [`Event::new_with`] for a body the caller keeps: the event holds it encoded only.
+    pub fn encode_with(
+        scratch: &mut Vec<u8>,
+        table: Arc<str>,
+        kind: EventType,
+        key: Option<Key>,
+        body: &Value,
+    ) -> Result<Event> {
         scratch.clear();
         scratch.push(FIXARRAY_2);
         crate::msgpack::write_key(scratch, key.as_ref())?;
         // The depth is checked during the encoding (one walk of the document, not two).
-        match crate::msgpack::write_value_within(scratch, &body, DOCUMENT_DEPTH_MAX) {
+        match crate::msgpack::write_value_within(scratch, body, DOCUMENT_DEPTH_MAX) {
             Ok(()) => {}
             Err(Refusal::TooDeep) => {
                 return Err(Error::invalid(format!(
@@ -64,7 +77,7 @@ impl Event {
             Err(Refusal::Error(e)) => return Err(e),
         }
         debug_assert_eq!(scratch.first(), Some(&FIXARRAY_2));
-        Ok(Event { table, kind, key, body: Some(body), encoded: Arc::from(scratch.as_slice()) })
+        Ok(Event { table, kind, key, body: None, encoded: Arc::from(scratch.as_slice()) })
     }
 
     /// The body, decoded from `encoded` when it was let go.

@@ -365,13 +365,31 @@ impl State {
     /// Validate `event` against the state seen through `overlay` and record it there with the
     /// change it makes. Nothing is modified on error.
     pub fn check(&self, overlay: &mut Overlay, event: Event) -> Result<()> {
+        self.check_with(overlay, event, None)
+    }
+
+    /// [`State::check`] given the event's body decoded (`None`: decoded from the event when
+    /// it holds none).
+    pub fn check_with(
+        &self,
+        overlay: &mut Overlay,
+        event: Event,
+        given: Option<&Value>,
+    ) -> Result<()> {
         let table: &str = &event.table;
         let seq = overlay.base_seq;
-        let body = event.body()?;
+        let decoded;
+        let body: &Value = match given {
+            Some(body) => body,
+            None => {
+                decoded = event.body()?;
+                &decoded
+            }
+        };
         let mut change = Change { kind: event.kind, doc: None, schema: None };
         match event.kind {
             EventType::CreateTable | EventType::AlterTable => {
-                let schema: TableSchema = crate::value::from_value(&body)?;
+                let schema: TableSchema = crate::value::from_value(body)?;
                 schema.validate()?;
                 let current = self.overlay_schema(overlay, seq, table);
                 if event.kind == EventType::CreateTable {
@@ -406,11 +424,12 @@ impl State {
                     event.key.as_ref().ok_or_else(|| Error::invalid("event without a key"))?;
                 key.check_size()?;
                 let current = self.overlay_doc(overlay, seq, table, key)?;
-                let new_doc = match event.kind {
+                let mut patched: Option<Arc<Value>> = None;
+                let new_doc: Option<&Value> = match event.kind {
                     EventType::Insert => {
                         // The encoded [key, body] bounds the document's own encoded size.
                         let size = event.encoded.len() as u64;
-                        check_document("document", &body, Some(size))?;
+                        check_document("document", body, Some(size))?;
                         if !body.get(&schema.primary_key).is_some_and(|pk| key.is(pk)) {
                             return Err(Error::invalid(format!(
                                 "the document's primary key field `{}` must hold the key {key}",
@@ -421,10 +440,10 @@ impl State {
                             let key = key.clone();
                             return Err(Error::DuplicateKey { table: table.to_owned(), key });
                         }
-                        Some(body.clone())
+                        Some(body)
                     }
                     EventType::Patch => {
-                        check_document("patch", &body, Some(event.encoded.len() as u64))?;
+                        check_document("patch", body, Some(event.encoded.len() as u64))?;
                         let Some(current) = current else {
                             let key = key.clone();
                             return Err(Error::KeyNotFound { table: table.to_owned(), key });
@@ -438,9 +457,9 @@ impl State {
                             )));
                         }
                         let mut doc = (*current).clone();
-                        doc.merge_patch(&body);
+                        doc.merge_patch(body);
                         check_document("document", &doc, None)?;
-                        Some(Arc::new(doc))
+                        Some(&**patched.insert(Arc::new(doc)))
                     }
                     _ => {
                         if current.is_none() {
@@ -450,7 +469,7 @@ impl State {
                         None
                     }
                 };
-                if let Some(doc) = &new_doc
+                if let Some(doc) = new_doc
                     && !schema.unique.is_empty()
                 {
                     self.check_unique(overlay, table, &schema, key, doc)?;
@@ -460,10 +479,10 @@ impl State {
                         Some(old) => old.doc()?,
                         None => None,
                     };
-                    overlay.written_values.on_write(table, key, old.as_ref(), new_doc.as_ref());
+                    overlay.written_values.on_write(table, key, old.as_deref(), new_doc);
                 }
                 if event.kind == EventType::Patch {
-                    change.doc = new_doc;
+                    change.doc = patched;
                 }
             }
             EventType::WalBatch | EventType::Checkpoint => {

@@ -131,24 +131,31 @@ impl<'db> Transaction<'db> {
     }
 
     fn push(&mut self, table: &str, kind: EventType, key: Option<Key>, body: Value) -> Result<()> {
+        let body = Arc::new(body);
+        self.push_event(table, kind, key, &body, Some(body.clone()))
+    }
+
+    /// Check the event of `body` and add it to the transaction, which keeps `keep` decoded
+    /// (`None`: only the encoded event; an INSERT's document is read back from it).
+    fn push_event(
+        &mut self,
+        table: &str,
+        kind: EventType,
+        key: Option<Key>,
+        body: &Value,
+        keep: Option<Arc<Value>>,
+    ) -> Result<()> {
         self.db.check_poison()?;
         let name = match &self.last_table {
             Some(name) if &**name == table => name.clone(),
             _ => Arc::from(table),
         };
         self.last_table = Some(name.clone());
-        let event = Event::new_with(&mut self.scratch, name, kind, key, Arc::new(body))?;
+        let mut event = Event::encode_with(&mut self.scratch, name, kind, key, body)?;
+        event.body = keep;
         self.overlay.base_seq = self.view_seq();
         let first = self.is_empty();
-        self.db.state.read().check(&mut self.overlay, event)?;
-        if kind == EventType::Insert
-            && let Some(event) = self.overlay.writes.events.last_mut()
-        {
-            // Checked: the transaction keeps the document encoded (the event's bytes), so
-            // the decoded one is freed now, while it is still in cache, not with a hundred
-            // thousand others at the commit.
-            event.body = None;
-        }
+        self.db.state.read().check_with(&mut self.overlay, event, Some(body))?;
         let at = self.overlay.base_seq;
         self.checked_at = if first { Some(at) } else { self.checked_at.filter(|&s| s == at) };
         Ok(())
@@ -177,6 +184,30 @@ impl<'db> Transaction<'db> {
     /// Insert a document (a map holding the table's primary key field). Fails with
     /// [`Error::DuplicateKey`] when the key is live. Returns the key.
     pub fn insert(&mut self, table: &str, doc: Value) -> Result<Key> {
+        // The transaction keeps the document encoded; the decoded one is freed right after
+        // its checks, while it is still in cache.
+        self.insert_ref(table, &doc)
+    }
+
+    /// [`Transaction::insert`] of a document the caller keeps: the transaction encodes it
+    /// and holds nothing of it decoded.
+    ///
+    /// ```
+    /// # use driftdb_core::{Database, TableSchema, Value};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = Database::open(dir.path())?;
+    /// db.create_table("t", TableSchema::new("id"))?;
+    /// let docs: Vec<Value> = (0..3).map(|i| serde_json::json!({"id": i}).into()).collect();
+    /// let mut tx = db.begin();
+    /// for doc in &docs {
+    ///     tx.insert_ref("t", doc)?;
+    /// }
+    /// tx.commit()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn insert_ref(&mut self, table: &str, doc: &Value) -> Result<Key> {
         let seq = self.view_seq();
         let schema = self.db.state.read().overlay_schema_of(&self.overlay, seq, table)?;
         let key = doc.get(&schema.primary_key).and_then(Key::from_value).ok_or_else(|| {
@@ -185,7 +216,7 @@ impl<'db> Transaction<'db> {
                 schema.primary_key
             ))
         })?;
-        self.push(table, EventType::Insert, Some(key.clone()), doc)?;
+        self.push_event(table, EventType::Insert, Some(key.clone()), doc, None)?;
         Ok(key)
     }
 

@@ -22,8 +22,6 @@
 //! A violation is [`Error::UniqueViolation`], naming the field, the value, the refused key and
 //! the key that holds the value.
 
-use std::sync::Arc;
-
 use foldhash::HashMap;
 use smallvec::SmallVec;
 
@@ -51,17 +49,11 @@ impl WrittenValues {
     }
 
     /// The transaction's version of `key` changed from `old` to `new`.
-    pub fn on_write(
-        &mut self,
-        table: &str,
-        key: &Key,
-        old: Option<&Arc<Value>>,
-        new: Option<&Arc<Value>>,
-    ) {
+    pub fn on_write(&mut self, table: &str, key: &Key, old: Option<&Value>, new: Option<&Value>) {
         let Some(paths) = self.tables.get_mut(table) else { return };
         for (path, holders) in paths {
-            let before = indexed(old.map(|d| &**d), path);
-            let after = indexed(new.map(|d| &**d), path);
+            let before = indexed(old, path);
+            let after = indexed(new, path);
             if before == after {
                 continue;
             }
@@ -126,7 +118,7 @@ impl State {
         table: &str,
         schema: &TableSchema,
         key: &Key,
-        doc: &Arc<Value>,
+        doc: &Value,
     ) -> Result<()> {
         for field in &schema.unique {
             let path = split_path(field);
