@@ -485,7 +485,7 @@ pub fn read_verdicts(point: &Table, hot: &Table, scan: &Table, index: &Table) ->
             true,
         ),
         judge(
-            "3b'. the same with shared documents (`scan_shared`, no copy per row)",
+            "3b'. the same with each document in an `Arc` (`scan_shared`)",
             scan.ratio_to_best(
                 "driftdb_as_of_mid_shared",
                 &["sqlite_versions_as_of_mid", "sqlite_versions_not_indexed"],
