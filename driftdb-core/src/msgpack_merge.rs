@@ -10,6 +10,13 @@
 //! of string keys in strictly increasing order, or anything the reader does not take on
 //! itself (see `msgpack_read.rs`), make these functions return `None`: the caller then
 //! decodes, as before.
+//!
+//! They read bytes that were checked whole before ([`Reader::checked_before`]): a segment
+//! payload the open's key split passed (it checks every string's UTF-8 and every integer's
+//! range), a document merged from such bytes, a version DriftDB encoded itself. So they check
+//! structure (markers, lengths, nesting, name order) and compare and copy names and values
+//! as bytes, without checking their UTF-8 again; a value they decode ([`value_at`]) is
+//! checked as always.
 
 use smallvec::SmallVec;
 
@@ -25,8 +32,8 @@ pub(crate) fn merge_encoded(doc: &[u8], patch: &[u8], out: &mut Vec<u8>) -> Opti
     merge(Some(doc), patch, out, 0)
 }
 
-/// One entry of a map being merged: its name and the raw bytes of its value.
-type Entry<'a> = (&'a str, &'a [u8]);
+/// One entry of a map being merged: its name (UTF-8 bytes) and the raw bytes of its value.
+type Entry<'a> = (&'a [u8], &'a [u8]);
 
 /// The entries of a map, on the stack for the usual document.
 type Entries<'a> = SmallVec<[Entry<'a>; 16]>;
@@ -36,11 +43,11 @@ type Entries<'a> = SmallVec<[Entry<'a>; 16]>;
 /// replaces it, as `Value::merge_patch` does).
 fn entries(bytes: Option<&[u8]>) -> Option<Entries<'_>> {
     let Some(bytes) = bytes else { return Some(Entries::new()) };
-    let mut reader = Reader::new(bytes);
+    let mut reader = Reader::checked_before(bytes);
     let Some(len) = reader.map_header() else { return Some(Entries::new()) };
     let mut out = Entries::with_capacity(len.min(bytes.len()));
     for _ in 0..len {
-        let name = reader.key()?;
+        let name = reader.key_bytes()?;
         if out.last().is_some_and(|(last, _)| *last >= name) {
             return None;
         }
@@ -58,7 +65,7 @@ fn is_map(raw: &[u8]) -> bool {
 fn union<'a>(
     old: &'a [Entry<'a>],
     new: &'a [Entry<'a>],
-) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>, Option<&'a [u8]>)> + 'a {
+) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>, Option<&'a [u8]>)> + 'a {
     let (mut i, mut j) = (0, 0);
     std::iter::from_fn(move || {
         let (name, from_doc, from_patch) = match (old.get(i), new.get(j)) {
@@ -106,11 +113,13 @@ fn merge(doc: Option<&[u8]>, patch: &[u8], out: &mut Vec<u8>, depth: usize) -> O
     Some(())
 }
 
-fn write_name(out: &mut Vec<u8>, name: &str) {
-    let _ = rmp::encode::write_str(out, name);
+fn write_name(out: &mut Vec<u8>, name: &[u8]) {
+    // A name is a map key read from a document: its length fits a u32.
+    let _ = rmp::encode::write_str_len(out, u32::try_from(name.len()).unwrap_or(u32::MAX));
+    out.extend_from_slice(name);
 }
 
-fn write_entry(out: &mut Vec<u8>, name: &str, raw: &[u8]) {
+fn write_entry(out: &mut Vec<u8>, name: &[u8], raw: &[u8]) {
     write_name(out, name);
     out.extend_from_slice(raw);
 }
@@ -120,12 +129,12 @@ fn write_entry(out: &mut Vec<u8>, name: &str, raw: &[u8]) {
 pub(crate) fn value_at(doc: &[u8], path: &[String]) -> Option<Option<Value>> {
     let mut current = doc;
     'path: for name in path {
-        let mut reader = Reader::new(current);
+        let mut reader = Reader::checked_before(current);
         let Some(len) = reader.map_header() else { return Some(None) };
         for _ in 0..len {
-            let field = reader.key()?;
+            let field = reader.key_bytes()?;
             let raw = reader.raw()?;
-            if field == name {
+            if field == name.as_bytes() {
                 current = raw;
                 continue 'path;
             }
@@ -139,10 +148,10 @@ pub(crate) fn value_at(doc: &[u8], path: &[String]) -> Option<Option<Value>> {
 /// `Some(false)` means applying it leaves that field as it was; `None` when it is not a map
 /// (it replaces the whole document) or does not read as DriftDB writes maps.
 pub(crate) fn names_field(patch: &[u8], field: &str) -> Option<bool> {
-    let mut reader = Reader::new(patch);
+    let mut reader = Reader::checked_before(patch);
     let len = reader.map_header()?;
     for _ in 0..len {
-        if reader.key()? == field {
+        if reader.key_bytes()? == field.as_bytes() {
             return Some(true);
         }
         reader.raw()?;

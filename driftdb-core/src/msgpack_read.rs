@@ -17,7 +17,7 @@ const DEPTH_MAX: usize = 128;
 
 /// Decode the one value that `bytes` holds exactly; `None` when rmp-serde must decide.
 pub(crate) fn read_value(bytes: &[u8]) -> Option<Value> {
-    let mut reader = Reader { bytes, at: 0 };
+    let mut reader = Reader::new(bytes);
     let value = reader.value(0)?;
     (reader.at == bytes.len()).then_some(value)
 }
@@ -36,7 +36,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Value, rmp_serde::decode::Error> {
 /// patch may then be partly applied, and the caller applies the whole decoded patch, which
 /// gives the same document (a merge patch applied again changes nothing it already set).
 pub(crate) fn merge_patch(target: &mut Value, bytes: &[u8]) -> Option<()> {
-    let mut reader = Reader { bytes, at: 0 };
+    let mut reader = Reader::new(bytes);
     reader.merge_into(target, 0)?;
     (reader.at == bytes.len()).then_some(())
 }
@@ -44,11 +44,23 @@ pub(crate) fn merge_patch(target: &mut Value, bytes: &[u8]) -> Option<()> {
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Whether skipping a value checks what decoding it would (UTF-8, integer range); off
+    /// only for bytes already checked (see [`Reader::checked_before`]).
+    check: bool,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, at: 0 }
+        Reader { bytes, at: 0, check: true }
+    }
+
+    /// A reader of bytes a checking reader has already passed whole (a segment payload after
+    /// `segment::split_key`, a document merged from such bytes, an encoding DriftDB made):
+    /// skipping a value and reading a map key as bytes ([`Reader::key_bytes`]) check its
+    /// structure (markers, lengths, nesting) but not its strings' UTF-8 again. What it
+    /// decodes whole ([`read_value`]) is checked as always.
+    pub(crate) fn checked_before(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0, check: false }
     }
 
     /// Whether every byte was read.
@@ -75,7 +87,10 @@ impl<'a> Reader<'a> {
             0x80..=0x8f => self.skip_map(usize::from(marker & 0x0f), depth)?,
             0x90..=0x9f => self.skip_array(usize::from(marker & 0x0f), depth)?,
             0xa0..=0xbf => {
-                std::str::from_utf8(self.take(usize::from(marker & 0x1f))?).ok()?;
+                let text = self.take(usize::from(marker & 0x1f))?;
+                if self.check {
+                    std::str::from_utf8(text).ok()?;
+                }
             }
             0xc4..=0xc6 => {
                 let len = self.len(1 << (marker - 0xc4))?;
@@ -88,7 +103,10 @@ impl<'a> Reader<'a> {
                 self.take(8)?;
             }
             0xcf => {
-                i64::try_from(u64::from_be_bytes(self.be()?)).ok()?;
+                let n = u64::from_be_bytes(self.be()?);
+                if self.check {
+                    i64::try_from(n).ok()?;
+                }
             }
             0xcc | 0xd0 => {
                 self.take(1)?;
@@ -98,7 +116,10 @@ impl<'a> Reader<'a> {
             }
             0xd9..=0xdb => {
                 let len = self.len(1 << (marker - 0xd9))?;
-                std::str::from_utf8(self.take(len)?).ok()?;
+                let text = self.take(len)?;
+                if self.check {
+                    std::str::from_utf8(text).ok()?;
+                }
             }
             0xdc | 0xdd => {
                 let len = self.len(2 << (marker - 0xdc))?;
@@ -125,7 +146,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         (0..len).try_for_each(|_| {
-            self.key()?;
+            self.key_bytes()?;
             self.skip(depth + 1)
         })
     }
@@ -232,6 +253,19 @@ impl<'a> Reader<'a> {
             _ => return None,
         };
         std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    /// A map key (a string) as its UTF-8 bytes, borrowed (checked to be UTF-8 unless the
+    /// reader reads bytes checked before).
+    pub(crate) fn key_bytes(&mut self) -> Option<&'a [u8]> {
+        let marker = self.byte()?;
+        let len = match marker {
+            0xa0..=0xbf => usize::from(marker & 0x1f),
+            0xd9..=0xdb => self.len(1 << (marker - 0xd9))?,
+            _ => return None,
+        };
+        let name = self.take(len)?;
+        (!self.check || std::str::from_utf8(name).is_ok()).then_some(name)
     }
 
     fn merge_into(&mut self, target: &mut Value, depth: usize) -> Option<()> {
