@@ -90,6 +90,10 @@ pub struct Row {
     pub doc: Value,
 }
 
+/// The live rows of a scan, each with what its document is finished from (see
+/// [`crate::chain::Chain::pending_at`]).
+type PendingRows = Vec<(Key, crate::chain::Pending)>;
+
 /// A row returned by [`Snapshot::scan_encoded`]: its document as msgpack bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedRow {
@@ -385,12 +389,7 @@ impl<'db> Snapshot<'db> {
     /// # }
     /// ```
     pub fn scan_encoded(&self, table: &str) -> Result<Vec<EncodedRow>> {
-        let mut arena = Vec::new();
-        let visible: Vec<(Key, crate::chain::Pending)> = {
-            let state = self.db.state.read();
-            let t = state.table(table, self.seq)?;
-            t.pending_at(self.seq, &mut arena).map(|(key, p)| (key.clone(), p)).collect()
-        };
+        let (visible, arena) = self.pending_rows(table)?;
         visible
             .into_iter()
             .map(|(key, pending)| Ok(EncodedRow { key, doc: pending.finish_encoded(&arena)? }))
@@ -399,15 +398,20 @@ impl<'db> Snapshot<'db> {
 
     /// Every live row of `table` at this seq, in key order, given to `keep`.
     fn scan_with(&self, table: &str, keep: impl FnMut(Key, Value) -> Result<()>) -> Result<()> {
-        // Copy the bytes of the documents under the state lock; decode (on several threads
-        // when there are many) after it, so that decoding never holds up commits.
-        let mut arena = Vec::new();
-        let visible: Vec<(Key, crate::chain::Pending)> = {
-            let state = self.db.state.read();
-            let t = state.table(table, self.seq)?;
-            t.pending_at(self.seq, &mut arena).map(|(key, p)| (key.clone(), p)).collect()
-        };
+        // Decoded on several threads when there are many.
+        let (visible, arena) = self.pending_rows(table)?;
         crate::chain::finish_all(visible, &arena, keep)
+    }
+
+    /// Every live row of `table` at this seq, in key order, with what its document is
+    /// finished from, and the bytes that refers to: copied under the state lock, so that
+    /// decoding or merging after it never holds up commits.
+    fn pending_rows(&self, table: &str) -> Result<(PendingRows, Vec<u8>)> {
+        let mut arena = Vec::new();
+        let state = self.db.state.read();
+        let t = state.table(table, self.seq)?;
+        let rows = t.pending_at(self.seq, &mut arena).map(|(key, p)| (key.clone(), p)).collect();
+        Ok((rows, arena))
     }
 
     /// Every event of `key` up to this seq, across all its incarnations, oldest first.

@@ -269,13 +269,8 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             }
         }
         let unix_ms = unix_ms.unwrap_or(0);
-        let replay = |e: Error| {
-            Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
-        };
-        let failed = |f: Failed| {
-            let (at, e) = (f.seq, f.error);
-            Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {at}: {e}"))
-        };
+        let failed = |f: Failed| not_replayed(&cp_path, f);
+        let replay = |error: Error| failed(Failed { seq, error });
         while state.last_seq() + 1 < seq.min(folded_below + 1) {
             let empty = state.last_seq() + 1;
             let ms = state.commit_ms.last().copied().unwrap_or(0);
@@ -305,10 +300,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             }
         }
     }
-    replayer.flush(&mut state).map_err(|f| {
-        let (at, e) = (f.seq, f.error);
-        Error::corrupt(&cp_path, 0, format!("segments do not replay at seq {at}: {e}"))
-    })?;
+    replayer.flush(&mut state).map_err(|f| not_replayed(&cp_path, f))?;
     for (name, set) in &compacted {
         if let Some(t) = state.tables.get_mut(name) {
             t.horizon = set.horizon;
@@ -346,6 +338,13 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         writers.insert(name, SegmentWriter::new(id, file, false));
     }
     Ok((state, writers, compacted))
+}
+
+/// The error of an open whose segments do not replay (reported at the checkpoint: it names
+/// the seqs the segments must hold).
+fn not_replayed(cp_path: &Path, f: Failed) -> Error {
+    let (seq, e) = (f.seq, f.error);
+    Error::corrupt(cp_path, 0, format!("segments do not replay at seq {seq}: {e}"))
 }
 
 /// A segment event read but not decoded yet: where its payload is.
