@@ -60,7 +60,7 @@ impl IndexValue {
                     && *f < 9.223_372_036_854_776e18;
                 if integral { IndexValue::Int(*f as i64) } else { IndexValue::Float(f.to_bits()) }
             }
-            Value::String(s) => IndexValue::Str(s.clone()),
+            Value::String(s) => IndexValue::Str(s.as_str().to_owned()),
             other => IndexValue::Other(other.to_string()),
         })
     }

@@ -104,7 +104,7 @@ pub use schema::{ColumnDef, TableSchema};
 pub use snapshot::{RowStream, SnapshotInfo};
 pub use storage::snapshot::SnapshotKind;
 pub use txn::Transaction;
-pub use value::{Key, Map, Value, from_value, to_value};
+pub use value::{Key, Map, Text, Value, from_value, to_value};
 
 #[cfg(test)]
 mod tests {

@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(mine, rmp_serde::to_vec(&v).unwrap());
         for len in [0, 1, 255, 256, 70_000] {
             let bytes = Value::Bytes(vec![1; len]);
-            let text = Value::String("x".repeat(len));
+            let text = Value::String("x".repeat(len).into());
             let list = Value::Array(vec![Value::Null; len.min(70_000)]);
             for v in [bytes, text, list] {
                 let mut mine = Vec::new();
@@ -247,7 +247,7 @@ mod tests {
         }
         let mut map = crate::value::Map::new();
         for i in 0..40 {
-            map.insert(format!("k{i}"), Value::Int(i));
+            map.insert(format!("k{i}").into(), Value::Int(i));
         }
         let mut mine = Vec::new();
         write_value(&mut mine, &Value::Map(map.clone())).unwrap();

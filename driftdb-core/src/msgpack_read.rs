@@ -10,7 +10,7 @@
 //! left before anything is allocated, so a damaged length cannot ask for a huge buffer.
 #![allow(clippy::big_endian_bytes)]
 
-use crate::value::{Map, Value};
+use crate::value::{Map, Text, Value};
 
 /// Deeper nesting is left to rmp-serde (documents are limited far below this).
 const DEPTH_MAX: usize = 128;
@@ -175,8 +175,8 @@ impl<'a> Reader<'a> {
         usize::try_from(n).ok()
     }
 
-    fn string(&mut self, len: usize) -> Option<String> {
-        std::str::from_utf8(self.take(len)?).ok().map(str::to_owned)
+    fn string(&mut self, len: usize) -> Option<Text> {
+        std::str::from_utf8(self.take(len)?).ok().map(Text::from)
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {
@@ -293,7 +293,7 @@ impl<'a> Reader<'a> {
                     None => {
                         let mut slot = Value::Null;
                         self.merge_into(&mut slot, depth + 1)?;
-                        fields.insert(name.to_owned(), slot);
+                        fields.insert(Text::from(name), slot);
                     }
                 },
                 _ => {
@@ -301,7 +301,7 @@ impl<'a> Reader<'a> {
                     match fields.get_mut(name) {
                         Some(slot) => *slot = value,
                         None => {
-                            fields.insert(name.to_owned(), value);
+                            fields.insert(Text::from(name), value);
                         }
                     }
                 }
@@ -328,7 +328,7 @@ impl<'a> Reader<'a> {
         }
         let mut map = Map::new();
         for _ in 0..len {
-            let key = self.key()?.to_owned();
+            let key = Text::from(self.key()?);
             let value = self.value(depth + 1)?;
             map.insert(key, value);
         }
@@ -367,7 +367,7 @@ mod tests {
             Value::Int(70_000),
             Value::Int(-70_000),
             Value::Array((0..40).map(Value::Int).collect()),
-            Value::Map((0..40).map(|i| (format!("k{i}"), Value::Int(i))).collect()),
+            Value::Map((0..40).map(|i| (format!("k{i}").into(), Value::Int(i))).collect()),
         ];
         for value in values {
             let bytes = encode(&value);
@@ -463,5 +463,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn short_text_is_decoded_without_allocating() {
+        let long = "customer-".repeat(4);
+        let doc = Value::from(json!({"id": "k42", "name": "customer-000042", "tags": ["red"],
+            "note": long}));
+        let Some(Value::Map(map)) = read_value(&encode(&doc)) else { panic!("not a map") };
+        for (name, value) in &map {
+            assert!(!name.is_heap_allocated(), "field name {name} allocated");
+            if let Value::String(text) = value {
+                assert_eq!(text.is_heap_allocated(), text.len() > 24, "{text}");
+            }
+        }
+        let Some(Value::Array(tags)) = map.get("tags") else { panic!("no tags") };
+        assert!(matches!(tags.first(), Some(Value::String(t)) if !t.is_heap_allocated()));
     }
 }

@@ -16,8 +16,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::limits::{DOCUMENT_BYTES_MAX, DOCUMENT_DEPTH_MAX, KEY_BYTES_MAX};
 
+/// Text in a document: a field name or a string value. Text of up to 24 bytes is held in
+/// place, without an allocation (most field names and many values are that short), so
+/// building and dropping a decoded document costs a few allocations, not one per string.
+/// It dereferences to `&str`; build one with `Text::from("…")`, `"…".into()` or
+/// `String::into`.
+pub type Text = compact_str::CompactString;
+
 /// A document map: field name to value, in name order.
-pub type Map = BTreeMap<String, Value>;
+pub type Map = BTreeMap<Text, Value>;
 
 /// A value stored in a document.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,7 +39,7 @@ pub enum Value {
     /// A 64-bit float.
     Float(f64),
     /// UTF-8 text.
-    String(String),
+    String(Text),
     /// Raw bytes.
     Bytes(Vec<u8>),
     /// An ordered list.
@@ -138,7 +145,7 @@ impl Key {
     pub fn from_value(value: &Value) -> Option<Key> {
         match value {
             Value::Int(i) => Some(Key::Int(*i)),
-            Value::String(s) => Some(Key::Str(s.clone())),
+            Value::String(s) => Some(Key::Str(s.as_str().to_owned())),
             _ => None,
         }
     }
@@ -157,7 +164,7 @@ impl Key {
     pub fn to_value(&self) -> Value {
         match self {
             Key::Int(i) => Value::Int(*i),
-            Key::Str(s) => Value::String(s.clone()),
+            Key::Str(s) => Value::String(Text::from(s.as_str())),
         }
     }
 
@@ -260,10 +267,10 @@ impl From<serde_json::Value> for Value {
                 Some(i) => Value::Int(i),
                 None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
-            serde_json::Value::String(s) => Value::String(s),
+            serde_json::Value::String(s) => Value::String(Text::from(s)),
             serde_json::Value::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
             serde_json::Value::Object(o) => {
-                Value::Map(o.into_iter().map(|(k, v)| (k, Value::from(v))).collect())
+                Value::Map(o.into_iter().map(|(k, v)| (Text::from(k), Value::from(v))).collect())
             }
         }
     }
@@ -276,11 +283,13 @@ impl From<&Value> for serde_json::Value {
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Int(i) => serde_json::Value::from(*i),
             Value::Float(f) => serde_json::Value::from(*f),
-            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::String(s) => serde_json::Value::String(s.as_str().to_owned()),
             Value::Bytes(b) => serde_json::Value::from(b.clone()),
             Value::Array(a) => serde_json::Value::Array(a.iter().map(Into::into).collect()),
             Value::Map(m) => serde_json::Value::Object(
-                m.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v))).collect(),
+                m.iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), serde_json::Value::from(v)))
+                    .collect(),
             ),
         }
     }
@@ -339,10 +348,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Float(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
+        Ok(Value::String(Text::from(v)))
     }
     fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Value, E> {
-        Ok(Value::String(v))
+        Ok(Value::String(Text::from(v)))
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> std::result::Result<Value, E> {
         Ok(Value::Bytes(v.to_vec()))
@@ -359,7 +368,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
         let mut out = Map::new();
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+        while let Some((k, v)) = map.next_entry::<Text, Value>()? {
             out.insert(k, v);
         }
         Ok(Value::Map(out))

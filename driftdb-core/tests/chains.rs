@@ -83,7 +83,7 @@ fn check(db: &Database, model: &Model, label: &str) {
         let wanted: Vec<Value> = docs.values().map(|d| Value::from(d.clone())).collect();
         assert_eq!(scanned, wanted, "{label}: scan at {seq}");
         for tag in 0..5 {
-            let tag = Value::String(format!("t{tag}"));
+            let tag = Value::String(format!("t{tag}").into());
             let found = snap.lookup("t", "tag", &tag).unwrap().unwrap();
             let found: Vec<Value> = found.into_iter().map(|r| r.doc).collect();
             let expected: Vec<Value> =

@@ -115,7 +115,7 @@ fn doc(table: &str, key: i64, txn: usize) -> Map {
     m.insert("id".into(), Value::Int(key));
     m.insert("table".into(), Value::String(table.into()));
     m.insert("txn".into(), Value::Int(txn as i64));
-    m.insert("pad".into(), Value::String(format!("{table}{key}-").repeat(20)));
+    m.insert("pad".into(), Value::String(format!("{table}{key}-").repeat(20).into()));
     m
 }
 
@@ -197,7 +197,7 @@ fn script() -> Script {
                         let key = live[rng.below(live.len() as u64) as usize];
                         let mut patch = Map::new();
                         patch.insert("txn".into(), Value::Int(txn_index as i64));
-                        patch.insert(format!("p{}", rng.below(3)), Value::Int(i as i64));
+                        patch.insert(format!("p{}", rng.below(3)).into(), Value::Int(i as i64));
                         if rng.below(3) == 0 {
                             patch.insert("pad".into(), Value::Null);
                         }

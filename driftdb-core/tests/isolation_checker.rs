@@ -116,7 +116,7 @@ fn one_txn(db: &Database, level: IsolationLevel, rng: &mut Rng, next: &AtomicU64
             list.push(elem);
             let items = Value::from(json!(list));
             let mut patch = driftdb_core::Map::new();
-            patch.insert("items".to_owned(), items);
+            patch.insert("items".into(), items);
             tx.patch(TABLE, i64::from(key), Value::Map(patch)).unwrap();
             txn.ops.push(Op::Append(key, elem));
             txn.written.insert(key, list);

@@ -31,7 +31,7 @@ use std::time::Duration;
 use driftdb_core::storage::sim::SimFs;
 use driftdb_core::{
     AsOf, ChangeKind, CommitInfo, ConflictKind, Database, Error, HistoryEntry, Key, Map, Options,
-    Row, TableSchema, Transaction, Value,
+    Row, TableSchema, Text, Transaction, Value,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -134,7 +134,7 @@ impl Write {
     /// The document an INSERT carries.
     fn document(key: &Key, fields: &Map) -> Value {
         let mut doc = fields.clone();
-        doc.insert("id".to_owned(), key.to_value());
+        doc.insert("id".into(), key.to_value());
         Value::Map(doc)
     }
 
@@ -145,10 +145,10 @@ impl Write {
             PkInPatch::Absent => None,
             PkInPatch::Same => Some(key.to_value()),
             PkInPatch::Null => Some(Value::Null),
-            PkInPatch::Other => Some(Value::String("other".to_owned())),
+            PkInPatch::Other => Some(Value::String("other".into())),
         };
         if let Some(id) = id {
-            patch.insert("id".to_owned(), id);
+            patch.insert("id".into(), id);
         }
         Value::Map(patch)
     }
@@ -167,9 +167,9 @@ fn scalar() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<bool>().prop_map(Value::Bool),
         (-2i64..3).prop_map(Value::Int),
-        prop::sample::select(vec!["x", "y", ""]).prop_map(|s| Value::String(s.to_owned())),
+        prop::sample::select(vec!["x", "y", ""]).prop_map(|s| Value::String(s.into())),
         Just(Value::Float(0.5)),
-        Just(Value::Array(vec![Value::Int(1), Value::String("s".to_owned())])),
+        Just(Value::Array(vec![Value::Int(1), Value::String("s".into())])),
     ]
 }
 
@@ -177,15 +177,15 @@ fn scalar() -> impl Strategy<Value = Value> {
 fn nested() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![3 => scalar(), 1 => Just(Value::Null)];
     prop::collection::btree_map(
-        prop::sample::select(vec!["x", "y"]).prop_map(str::to_owned),
+        prop::sample::select(vec!["x", "y"]).prop_map(Text::from),
         leaf,
         0..3,
     )
     .prop_map(Value::Map)
 }
 
-fn field_name() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["a", "b", "c"]).prop_map(str::to_owned)
+fn field_name() -> impl Strategy<Value = Text> {
+    prop::sample::select(vec!["a", "b", "c"]).prop_map(Text::from)
 }
 
 fn doc_fields() -> impl Strategy<Value = Map> {

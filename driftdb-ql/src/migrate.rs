@@ -252,10 +252,10 @@ fn apply_one(db: &Database, migration: &Migration) -> Result<Applied> {
         session.execute(&p.statement).map_err(|e| fail(e, p.line))?;
     }
     let mut record = Map::new();
-    record.insert("id".into(), Value::String(migration.id.clone()));
+    record.insert("id".into(), Value::String(migration.id.as_str().into()));
     record
         .insert("version".into(), Value::Int(i64::try_from(migration.version).unwrap_or(i64::MAX)));
-    record.insert("checksum".into(), Value::String(migration.checksum.clone()));
+    record.insert("checksum".into(), Value::String(migration.checksum.as_str().into()));
     let insert = Statement::Insert {
         table: MIGRATIONS_TABLE.into(),
         documents: vec![Value::Map(record)],

@@ -7,7 +7,7 @@
 //! as the only aggregate without argument, keys that are strings or integers, at least one
 //! document per INSERT, times within the years 1970-9999.
 
-use driftdb_core::{AsOf, IsolationLevel, Map, Value};
+use driftdb_core::{AsOf, IsolationLevel, Map, Text, Value};
 use driftdb_ql::ast::*;
 use driftdb_ql::{next_statement_end, parse_expr, parse_script, parse_statement};
 use proptest::prelude::*;
@@ -35,6 +35,11 @@ fn text() -> impl Strategy<Value = String> {
         "[ -~]{0,8}",
         prop::collection::vec(any::<char>(), 0..8).prop_map(String::from_iter),
     ]
+}
+
+/// [`text`] as document text (a field name or a string value).
+fn doc_text() -> impl Strategy<Value = Text> {
+    text().prop_map(Text::from)
 }
 
 fn finite() -> impl Strategy<Value = f64> {
@@ -174,18 +179,18 @@ fn value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::Int),
         finite().prop_map(Value::Float),
-        text().prop_map(Value::String),
+        doc_text().prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 32, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(text(), inner, 0..4).prop_map(Value::Map),
+            prop::collection::btree_map(doc_text(), inner, 0..4).prop_map(Value::Map),
         ]
     })
 }
 
 fn document() -> impl Strategy<Value = Value> {
-    prop::collection::btree_map(text(), value(), 0..4).prop_map(|m: Map| Value::Map(m))
+    prop::collection::btree_map(doc_text(), value(), 0..4).prop_map(|m: Map| Value::Map(m))
 }
 
 fn target() -> impl Strategy<Value = Target> {

@@ -54,7 +54,7 @@ pub fn init(dir: &Path, encrypt: bool, printer: &mut Printer<impl std::io::Write
         statement: "INIT",
         message: format!("initialized {encrypted} empty DriftDB database in {}", dir.display()),
         committed: None,
-        details: vec![("database".into(), Value::String(dir.display().to_string()))],
+        details: vec![("database".into(), Value::String(dir.display().to_string().into()))],
     });
     printer.outcome(&outcome).map_err(stdout_error)
 }
@@ -67,7 +67,7 @@ pub fn tables(dir: &Path, as_of: &str, printer: &mut Printer<impl std::io::Write
     snap.check_all_retained().map_err(driftdb_ql::Error::from)?;
     let outcome = Outcome::Rows(Rows {
         columns: vec!["table".into()],
-        rows: snap.tables().into_iter().map(|t| vec![Some(Value::String(t))]).collect(),
+        rows: snap.tables().into_iter().map(|t| vec![Some(Value::String(t.into()))]).collect(),
         seq: snap.seq(),
     });
     printer.outcome(&outcome).map_err(stdout_error)

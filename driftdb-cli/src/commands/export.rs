@@ -61,11 +61,11 @@ pub fn run(args: &ExportArgs, printer: &mut Printer<impl Write>) -> CliResult {
         ),
         committed: None,
         details: vec![
-            ("table".into(), Value::String(args.table.clone())),
+            ("table".into(), Value::String(args.table.as_str().into())),
             ("rows".into(), Value::Int(i64::try_from(written).unwrap_or(i64::MAX))),
             ("read_seq".into(), Value::Int(seq as i64)),
-            ("read_time".into(), Value::String(driftdb_ql::format_unix_ms(unix_ms))),
-            ("file".into(), Value::String(path.display().to_string())),
+            ("read_time".into(), Value::String(driftdb_ql::format_unix_ms(unix_ms).into())),
+            ("file".into(), Value::String(path.display().to_string().into())),
             ("format".into(), Value::String(records::name(format).into())),
         ],
     });

@@ -106,7 +106,7 @@ pub fn run(args: &ImportArgs, printer: &mut Printer<impl std::io::Write>) -> Cli
         ),
         committed: last,
         details: vec![
-            ("table".into(), Value::String(args.table.clone())),
+            ("table".into(), Value::String(args.table.as_str().into())),
             ("rows".into(), Value::Int(committed_rows as i64)),
             ("transactions".into(), Value::Int(transactions as i64)),
             ("format".into(), Value::String(records::name(format).into())),

@@ -182,7 +182,7 @@ impl CheckpointInfo {
                     _ => return Err(format!("table {name} has a malformed compacted set")),
                 },
             };
-            tables.insert(name.clone(), TablePos { segment, len, compacted });
+            tables.insert(name.to_string(), TablePos { segment, len, compacted });
         }
         Ok(CheckpointInfo { seq: u64::try_from(seq).map_err(|_| "negative seq")?, tables })
     }
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn short_cuts_long_values() {
-        let v = Value::String("x".repeat(100));
+        let v = Value::String("x".repeat(100).into());
         assert_eq!(short(&v, 10).chars().count(), 10);
         assert!(short(&v, 10).ends_with('…'));
         assert_eq!(short(&Value::Int(5), 10), "5");

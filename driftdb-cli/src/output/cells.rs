@@ -6,7 +6,7 @@ use driftdb_core::Value;
 /// The cell text of a document value.
 pub fn cell_text(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.to_string(),
         other => serde_json::Value::from(other).to_string(),
     }
 }

@@ -110,7 +110,7 @@ pub fn infer_cell(text: &str) -> Option<Value> {
             {
                 Value::from(json)
             } else {
-                Value::String(text.to_string())
+                Value::String(text.into())
             }
         }
     })
@@ -154,7 +154,7 @@ fn csv(text: &str) -> Result<Vec<Record>, FileError> {
                 let map: Map = headers
                     .iter()
                     .zip(row.iter())
-                    .filter_map(|(name, cell)| infer_cell(cell).map(|v| (name.to_string(), v)))
+                    .filter_map(|(name, cell)| infer_cell(cell).map(|v| (name.into(), v)))
                     .collect();
                 Record { number, line, doc: Ok(Value::Map(map)) }
             }

@@ -60,8 +60,8 @@ where
             for doc in open().map_err(WriteError::Source)? {
                 let doc = doc.map_err(WriteError::Source)?;
                 for name in doc.as_map().into_iter().flat_map(|m| m.keys()) {
-                    if !columns.contains(name) {
-                        columns.push(name.clone());
+                    if !columns.iter().any(|c| c == name) {
+                        columns.push(name.to_string());
                     }
                 }
             }

@@ -200,7 +200,7 @@ fn after_table_keyword(line: &str, word: &str) -> bool {
 fn collect_paths(value: &Value, prefix: &str, depth: usize, out: &mut BTreeSet<String>) {
     let Some(map) = value.as_map() else { return };
     for (name, inner) in map {
-        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+        let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
         if depth < PATH_DEPTH_MAX {
             collect_paths(inner, &path, depth + 1, out);
         }

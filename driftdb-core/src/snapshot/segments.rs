@@ -216,7 +216,7 @@ mod tests {
     fn segment_bytes(n: i64) -> Vec<u8> {
         let mut data = FileHeader::new(SEGMENT_MAGIC).encode().to_vec();
         for k in 0..n {
-            let body = Value::String("x".repeat((k as usize * 37) % 300));
+            let body = Value::String("x".repeat((k as usize * 37) % 300).into());
             let event =
                 Event::new("t".into(), EventType::Insert, Some(Key::Int(k)), body.into()).unwrap();
             segment::encode_event(&mut data, 1 + k as u64 / 3, 1000, &event).unwrap();

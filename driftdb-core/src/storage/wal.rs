@@ -230,8 +230,8 @@ mod tests {
             Some(Key::Int(2)),
             Value::Map(
                 [
-                    ("blob".to_string(), Value::Bytes(embedded.clone())),
-                    ("pad".to_string(), Value::String("x".repeat(100))),
+                    ("blob".into(), Value::Bytes(embedded.clone())),
+                    ("pad".into(), Value::String("x".repeat(100).into())),
                 ]
                 .into(),
             )

@@ -30,7 +30,7 @@ fn index_name(fields: &[Path]) -> Vec<String> {
 }
 
 fn details(table: &str, extra: serde_json::Value) -> Vec<(String, Value)> {
-    let mut out = vec![("table".to_owned(), Value::String(table.to_owned()))];
+    let mut out = vec![("table".to_owned(), Value::String(table.into()))];
     if let serde_json::Value::Object(map) = extra {
         out.extend(map.into_iter().map(|(k, v)| (k, Value::from(v))));
     }
@@ -177,7 +177,7 @@ pub(crate) fn apply(txn: &mut Transaction<'_>, statement: &Statement) -> Result<
                     ),
                 });
             }
-            let patch = Value::Map([(name.clone(), Value::Null)].into_iter().collect());
+            let patch = Value::Map([(name.as_str().into(), Value::Null)].into_iter().collect());
             for row in &rows {
                 txn.patch(table, row.key.clone(), patch.clone())?;
             }

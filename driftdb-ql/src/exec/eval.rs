@@ -26,7 +26,7 @@ pub(crate) fn literal_value(literal: &Literal) -> Value {
         Literal::Bool(b) => Value::Bool(*b),
         Literal::Int(i) => Value::Int(*i),
         Literal::Float(f) => Value::Float(*f),
-        Literal::String(s) => Value::String(s.clone()),
+        Literal::String(s) => Value::String(s.as_str().into()),
     }
 }
 

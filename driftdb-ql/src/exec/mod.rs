@@ -123,7 +123,7 @@ impl<'db> Session<'db> {
                 self.no_transaction("SNAPSHOT")?;
                 let snap = self.db.snapshot_table(table)?;
                 let n = |x: u64| driftdb_core::Value::Int(seq_value(x));
-                let s = |x: String| driftdb_core::Value::String(x);
+                let s = |x: String| driftdb_core::Value::String(x.into());
                 Ok(Outcome::Done(Done {
                     statement: "SNAPSHOT",
                     message: format!(
@@ -166,7 +166,7 @@ impl<'db> Session<'db> {
                     }
                 };
                 let mut details = vec![
-                    ("table".into(), driftdb_core::Value::String(table.clone())),
+                    ("table".into(), driftdb_core::Value::String(table.as_str().into())),
                     ("segments_before".into(), n(report.segments_before as u64)),
                     ("bytes_before".into(), n(report.bytes_before)),
                     ("segments_after".into(), n(report.segments_after as u64)),
@@ -218,7 +218,7 @@ impl<'db> Session<'db> {
                     ),
                     committed: None,
                     details: vec![
-                        ("path".into(), driftdb_core::Value::String(path.clone())),
+                        ("path".into(), driftdb_core::Value::String(path.as_str().into())),
                         ("seq".into(), n(report.seq)),
                         ("files".into(), n(report.files as u64)),
                         ("bytes".into(), n(report.bytes)),

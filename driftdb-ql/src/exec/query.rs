@@ -350,7 +350,7 @@ fn plain_rows(q: &Select, primary_key: &str, matched: &[Row]) -> Result<(Vec<Str
                 for name in row.doc.as_map().into_iter().flat_map(|m| m.keys()) {
                     if !seen.contains_key(name.as_str()) {
                         seen.insert(name, columns.len());
-                        columns.push(name.clone());
+                        columns.push(name.to_string());
                     }
                 }
             }
@@ -684,7 +684,7 @@ pub(crate) fn explain(source: &Source<'_, '_>, q: &Select, db: &Database) -> Res
         rows: steps
             .into_iter()
             .map(|(step, detail)| {
-                vec![Some(Value::String(step.into())), Some(Value::String(detail))]
+                vec![Some(Value::String(step.into())), Some(Value::String(detail.into()))]
             })
             .collect(),
         seq: source.seq(),

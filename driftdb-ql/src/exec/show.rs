@@ -14,7 +14,7 @@ use crate::Result;
 use crate::as_of::format_unix_ms;
 use crate::outcome::Rows;
 
-fn text(s: impl Into<String>) -> Option<Value> {
+fn text(s: impl Into<driftdb_core::Text>) -> Option<Value> {
     Some(Value::String(s.into()))
 }
 

@@ -131,9 +131,9 @@ pub(crate) fn with_defaults(mut doc: Value, defaults: &[&ColumnDef]) -> Value {
     if let Value::Map(map) = &mut doc {
         for column in defaults {
             if let Some(default) = &column.default
-                && !map.contains_key(&column.name)
+                && !map.contains_key(column.name.as_str())
             {
-                map.insert(column.name.clone(), default.clone());
+                map.insert(column.name.as_str().into(), default.clone());
             }
         }
     }

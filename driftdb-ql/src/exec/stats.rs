@@ -77,8 +77,8 @@ fn compute(db: &Database, table: &str) -> Result<TableStatistics> {
     let mut paths: Vec<String> = Vec::new();
     for row in &rows {
         for name in row.doc.as_map().into_iter().flat_map(|m| m.keys()) {
-            if !paths.contains(name) {
-                paths.push(name.clone());
+            if !paths.iter().any(|p| p == name) {
+                paths.push(name.to_string());
             }
         }
     }
@@ -126,7 +126,7 @@ fn store(db: &Database, stats: &TableStatistics) -> Result<PathBuf> {
 pub(crate) fn analyze(db: &Database, table: &str) -> Result<Rows> {
     let stats = compute(db, table)?;
     let path = store(db, &stats)?;
-    let text = |s: String| Some(Value::String(s));
+    let text = |s: String| Some(Value::String(s.into()));
     let int = |n: u64| Some(Value::Int(seq_value(n)));
     let mut out = vec![
         vec![text("table".into()), text(table.into())],

@@ -74,7 +74,7 @@ fn value<'a>(cx: &Ctx<'a>, j: &'a str, level: usize) -> Res<'a, Value> {
         )),
         Some('{') => members(cx, j.get(1..).unwrap_or(""), level + 1),
         Some('[') => elements(cx, j.get(1..).unwrap_or(""), level + 1),
-        Some('"') => lex_string(cx, j, true).map(|(rest, s)| (rest, Value::String(s))),
+        Some('"') => lex_string(cx, j, true).map(|(rest, s)| (rest, Value::String(s.into()))),
         Some(c) if c == '-' || c.is_ascii_digit() => json_number(cx, j),
         Some(_) => {
             for (text, v) in
@@ -110,10 +110,10 @@ fn members<'a>(cx: &Ctx<'a>, i: &'a str, level: usize) -> Res<'a, Value> {
             return cx.fail(k, Expected::Token(":"));
         };
         let (rest, v) = value(cx, json_ws(rest), level)?;
-        if map.contains_key(&name) {
+        if map.contains_key(name.as_str()) {
             return Err(cx.syntax(at, "a field name not already used in this object", None));
         }
-        map.insert(name, v);
+        map.insert(name.into(), v);
         let k = json_ws(rest);
         if let Some(rest) = k.strip_prefix(',') {
             i = json_ws(rest);
