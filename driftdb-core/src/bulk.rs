@@ -227,8 +227,8 @@ mod tests {
             let key = match k % 4 {
                 0 => Key::Int(k as i64),
                 1 => Key::Int(-(k as i64)),
-                2 => Key::Str(format!("k{k}")),
-                _ => Key::Str(format!("customer-{k}")),
+                2 => Key::Str(format!("k{k}").into()),
+                _ => Key::Str(format!("customer-{k}").into()),
             };
             let kind = [EventType::Insert, EventType::Patch, EventType::SoftDelete][i % 3];
             let body = Arc::new(Value::Int(i as i64));
@@ -305,13 +305,13 @@ mod tests {
             let key = match r % 6 {
                 0 => Key::Int((r % 200) as i64 - 100),
                 1 => Key::Int(if r.is_multiple_of(2) { i64::MIN } else { i64::MAX }),
-                2 => Key::Str(format!("customer-{:03}", r % 300)),
-                3 => Key::Str(format!("k{}", r % 300)),
+                2 => Key::Str(format!("customer-{:03}", r % 300).into()),
+                3 => Key::Str(format!("k{}", r % 300).into()),
                 4 => Key::Str(
                     ["abcdefgh", "abcdefgh\0", "abcdefg", "", "\u{e9}t\u{e9}"][(r % 5) as usize]
-                        .to_owned(),
+                        .into(),
                 ),
-                _ => Key::Str(format!("abcdefgh{}", r % 40)),
+                _ => Key::Str(format!("abcdefgh{}", r % 40).into()),
             };
             let event = Event::new(table.clone(), EventType::Insert, Some(key.clone()), {
                 Arc::new(Value::Int(i))

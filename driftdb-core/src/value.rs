@@ -53,8 +53,8 @@ pub enum Value {
 pub enum Key {
     /// An integer key.
     Int(i64),
-    /// A string key.
-    Str(String),
+    /// A string key (held in place up to 24 bytes, like [`Text`]).
+    Str(Text),
 }
 
 /// A [`Key`] borrowed from the bytes it was read from (the open's replay finds rows by it
@@ -69,7 +69,7 @@ impl KeyRef<'_> {
     pub fn to_key(self) -> Key {
         match self {
             KeyRef::Int(i) => Key::Int(i),
-            KeyRef::Str(s) => Key::Str(s.to_owned()),
+            KeyRef::Str(s) => Key::Str(Text::from(s)),
         }
     }
 }
@@ -145,7 +145,7 @@ impl Key {
     pub fn from_value(value: &Value) -> Option<Key> {
         match value {
             Value::Int(i) => Some(Key::Int(*i)),
-            Value::String(s) => Some(Key::Str(s.as_str().to_owned())),
+            Value::String(s) => Some(Key::Str(s.clone())),
             _ => None,
         }
     }
@@ -164,7 +164,7 @@ impl Key {
     pub fn to_value(&self) -> Value {
         match self {
             Key::Int(i) => Value::Int(*i),
-            Key::Str(s) => Value::String(Text::from(s.as_str())),
+            Key::Str(s) => Value::String(s.clone()),
         }
     }
 
@@ -184,7 +184,7 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Key::Int(i) => write!(f, "{i}"),
-            Key::Str(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
+            Key::Str(s) => write!(f, "{}", serde_json::Value::String(s.to_string())),
         }
     }
 }
@@ -196,12 +196,12 @@ impl From<i64> for Key {
 }
 impl From<&str> for Key {
     fn from(s: &str) -> Self {
-        Key::Str(s.to_owned())
+        Key::Str(Text::from(s))
     }
 }
 impl From<String> for Key {
     fn from(s: String) -> Self {
-        Key::Str(s)
+        Key::Str(Text::from(s))
     }
 }
 
@@ -451,7 +451,7 @@ mod tests {
         assert!(matches!(check_document("document", &big, None), Err(Error::TooLarge { .. })));
         let v = Value::from(json!({"a": [1, 2.5, "x"], "b": null}));
         assert_eq!(encoded_size(&v).unwrap(), v.to_msgpack().unwrap().len() as u64);
-        assert!(Key::Str("k".repeat(2000)).check_size().is_err());
+        assert!(Key::Str("k".repeat(2000).into()).check_size().is_err());
     }
 
     #[test]

@@ -143,7 +143,9 @@ fn applied(db: &Database) -> Result<Vec<Applied>> {
     out.sort_by(|a, b| a.version.cmp(&b.version).then(a.id.cmp(&b.id)));
     // The seq a migration was applied at is the seq of its row's INSERT.
     for a in &mut out {
-        if let Some(first) = snapshot.history(MIGRATIONS_TABLE, &Key::Str(a.id.clone()))?.first() {
+        if let Some(first) =
+            snapshot.history(MIGRATIONS_TABLE, &Key::Str(a.id.as_str().into()))?.first()
+        {
             a.seq = first.seq;
         }
     }

@@ -382,7 +382,7 @@ pub fn level_name(level: IsolationLevel) -> &'static str {
 /// A `KEY` literal as a primary key.
 pub(crate) fn key_of(literal: &Literal) -> Result<Key> {
     match literal {
-        Literal::String(s) => Ok(Key::Str(s.clone())),
+        Literal::String(s) => Ok(Key::Str(s.as_str().into())),
         Literal::Int(i) => Ok(Key::Int(*i)),
         other => Err(Error::type_mismatch(format!(
             "a primary key is a string or an integer, not {}",

@@ -225,7 +225,7 @@ fn key_lookup(filter: &Expr, primary_key: &str) -> Option<Key> {
                     continue;
                 }
                 match literal {
-                    Literal::String(s) => return Some(Key::Str(s.clone())),
+                    Literal::String(s) => return Some(Key::Str(s.as_str().into())),
                     Literal::Int(i) => return Some(Key::Int(*i)),
                     _ => {}
                 }
