@@ -304,9 +304,11 @@ impl IoState {
             return Err(Error::invalid("segment writer vanished"));
         };
         writer.dirty = true;
-        if writer.buffer.is_empty() && write.frames.len() >= SEGMENT_BUFFER_BYTES {
-            // A large transaction goes to the file as it is, not through the buffer.
+        if write.frames.len() >= SEGMENT_BUFFER_BYTES {
+            // A large transaction goes to the file as it is, after what the buffer holds,
+            // not copied through the buffer.
             let path = seg_dir.join(segment::segment_name(writer.id));
+            writer.flush(&path)?;
             writer.file.append(&write.frames).map_err(io_err(&path))?;
         } else {
             writer.buffer.extend_from_slice(&write.frames);
