@@ -187,6 +187,8 @@ pub struct Database {
     pub(crate) open_txns: std::sync::atomic::AtomicUsize,
     /// Test hooks (feature `test-hooks`; inert without it).
     pub(crate) hooks: crate::hooks::Hooks,
+    /// The index files known to be current, and notes on the ones the open did not use.
+    pub(crate) index_files: Mutex<crate::index_files::IndexFiles>,
     pub(crate) _lock: Box<dyn FsLock>,
 }
 

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod compressed;
 pub mod frame;
 pub mod fs;
+pub mod index_file;
 pub mod segment;
 pub mod segment_set;
 pub mod sim;
