@@ -173,9 +173,7 @@ pub(crate) fn read_candidates(
 }
 
 /// Decode every candidate's files (checking their bodies), in the order of their positions.
-pub(crate) fn decode(
-    candidates: HashMap<String, Candidate>,
-) -> Vec<Decoded> {
+pub(crate) fn decode(candidates: HashMap<String, Candidate>) -> Vec<Decoded> {
     candidates
         .into_iter()
         .map(|(name, c)| {

@@ -47,7 +47,8 @@
 //! is decoded); the names fit in the file and are UTF-8; `position` names one of `paths`; the
 //! body decompresses to exactly `body_len` bytes and is read to its last byte; keys are
 //! distinct; every key id names a key; no key holds one value in two open ranges; every range
-//! has `from < to` and lies at or before `table_seq`, which is at or before `db_seq`; a float
+//! has `from <= to` (a value a transaction set and changed again is an empty range) and lies
+//! at or before `table_seq`, which is at or before `db_seq`; a float
 //! value is not one that the index keys as an integer.
 //!
 //! **Recovery rules.** An index file is derived state, never trusted over the segments. The
@@ -477,7 +478,7 @@ impl IndexFile {
         let check_range = |r: &Reader<'_>, id: u64, from: u64, to: u64| -> Result<usize> {
             let id = usize::try_from(id).ok().filter(|&id| id < n_keys);
             match id {
-                Some(id) if from < to && from <= table_seq => Ok(id),
+                Some(id) if from <= to && from <= table_seq => Ok(id),
                 Some(_) => Err(r.corrupt("a range that ends before it starts or after the file")),
                 None => Err(r.corrupt("a key id names no key")),
             }
