@@ -7,8 +7,10 @@
 //!    its retention horizon, the checkpoint seq). A table whose files all pass, one per index
 //!    path they list, is *deferred*: the replay keeps no index for it (a schema change builds
 //!    none either; a unique check in a replayed schema transaction finds holders by a scan).
-//! 2. After the replay ([`install`]): each deferred table's files are decoded and used when
-//!    their header names the table as the replay rebuilt it; otherwise its indexes are built
+//! 2. During the replay the deferred tables' files are decoded on a thread of their own
+//!    ([`decode_in_background`]: their bodies are checked as they are decoded). After it
+//!    ([`install`]) they are used when their header names the table as the replay rebuilt
+//!    it; otherwise (or when a body did not decode) its indexes are built
 //!    from the version chains. Every file not used, and why, is noted
 //!    ([`crate::Database::index_file_notes`]); none fails the open. The WAL's transactions
 //!    are replayed after this, with the indexes in place.
@@ -190,6 +192,41 @@ pub(crate) fn decode(candidates: HashMap<String, Candidate>) -> Vec<Decoded> {
             (name, files)
         })
         .collect()
+}
+
+/// Candidates being decoded on a thread of their own while the replay runs (or, when no
+/// thread could be had, waiting to be decoded by [`Decoding::join`]).
+#[derive(Debug)]
+pub(crate) enum Decoding {
+    Thread(std::thread::JoinHandle<Vec<Decoded>>),
+    Here(HashMap<String, Candidate>),
+}
+
+/// Start decoding `candidates` on a thread of its own (nothing to do: none).
+pub(crate) fn decode_in_background(candidates: HashMap<String, Candidate>) -> Decoding {
+    if candidates.is_empty() {
+        return Decoding::Here(candidates);
+    }
+    let shared = std::sync::Arc::new(parking_lot::Mutex::new(Some(candidates)));
+    let theirs = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("driftdb-index-load".into())
+        .spawn(move || theirs.lock().take().map(decode).unwrap_or_default());
+    match spawned {
+        Ok(handle) => Decoding::Thread(handle),
+        Err(_) => Decoding::Here(shared.lock().take().unwrap_or_default()),
+    }
+}
+
+impl Decoding {
+    /// The decoded files (a thread that panicked gave none: every deferred index is built
+    /// from the chains).
+    pub(crate) fn join(self) -> Vec<Decoded> {
+        match self {
+            Decoding::Thread(handle) => handle.join().unwrap_or_default(),
+            Decoding::Here(candidates) => decode(candidates),
+        }
+    }
 }
 
 /// After the replay: give every deferred table of `state` its indexes, from its decoded files

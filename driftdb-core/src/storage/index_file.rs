@@ -527,6 +527,14 @@ impl IndexFile {
     }
 }
 
+/// Check every invariant of the index file `data` (whether it matches a table is not known
+/// here); returns the number of ranges it holds. Never panics on any input.
+pub fn check_bytes(path: &Path, data: &[u8]) -> Result<usize> {
+    let index = read(path, data.to_vec())?.decode(path)?;
+    let (_, live, closed) = index.parts();
+    Ok(live.values().map(|l| l.len()).chain(closed.values().map(Vec::len)).sum())
+}
+
 #[cfg(test)]
 #[path = "index_file_tests.rs"]
 mod tests;
