@@ -17,9 +17,11 @@
 //!   old incarnation open); readers re-check every candidate against the document they read,
 //!   so results are exact.
 //!
-//! Index structures are derived: they live in memory and are rebuilt from the version chains
-//! when the database opens. Numbers are keyed by value, so `1` and `1.0` are the same key, as
-//! `=` treats them; missing and null values are not indexed (`= NULL` is never true).
+//! Index structures are derived: they live in memory, are written to index files at a clean
+//! close and loaded from them on open when they match the segments, and are rebuilt from the
+//! version chains otherwise (`index_files.rs`, `storage/index_file.rs`). Numbers are keyed by
+//! value, so `1` and `1.0` are the same key, as `=` treats them; missing and null values are
+//! not indexed (`= NULL` is never true).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

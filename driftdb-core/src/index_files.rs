@@ -7,13 +7,14 @@
 //!    its retention horizon, the checkpoint seq). A table whose files all pass, one per index
 //!    path they list, is *deferred*: the replay keeps no index for it (a schema change builds
 //!    none either; a unique check in a replayed schema transaction finds holders by a scan).
-//! 2. During the replay the deferred tables' files are decoded on a thread of their own
-//!    ([`decode_in_background`]: their bodies are checked as they are decoded). After it
-//!    ([`install`]) they are used when their header names the table as the replay rebuilt
-//!    it; otherwise (or when a body did not decode) its indexes are built
-//!    from the version chains. Every file not used, and why, is noted
-//!    ([`crate::Database::index_file_notes`]); none fails the open. The WAL's transactions
-//!    are replayed after this, with the indexes in place.
+//! 2. After the replay the deferred tables' files are decoded ([`decode`], which checks their
+//!    bodies) and used ([`install`]) when their header names the table as the replay rebuilt
+//!    it; otherwise (or when a body did not decode) its indexes are built from the version
+//!    chains. Every file not used, and why, is noted ([`crate::Database::index_file_notes`]);
+//!    none fails the open. The WAL's transactions are replayed after this, with the indexes
+//!    in place. (Decoding on a thread during the replay saved no measurable time on two cores
+//!    and left 15 MB more resident: the index was built in another allocator arena instead of
+//!    the memory the replay had just freed.)
 //! 3. At close ([`write_all`]), after the final checkpoint: the index of every table whose
 //!    file on disk does not name the table as it is now is written (atomically, through
 //!    [`Fs`]); files of indexes that no longer exist are removed. Not at checkpoints: a
@@ -194,39 +195,9 @@ pub(crate) fn decode(candidates: HashMap<String, Candidate>) -> Vec<Decoded> {
         .collect()
 }
 
-/// Candidates being decoded on a thread of their own while the replay runs (or, when no
-/// thread could be had, waiting to be decoded by [`Decoding::join`]).
-#[derive(Debug)]
-pub(crate) enum Decoding {
-    Thread(std::thread::JoinHandle<Vec<Decoded>>),
-    Here(HashMap<String, Candidate>),
-}
-
-/// Start decoding `candidates` on a thread of its own (nothing to do: none).
-pub(crate) fn decode_in_background(candidates: HashMap<String, Candidate>) -> Decoding {
-    if candidates.is_empty() {
-        return Decoding::Here(candidates);
-    }
-    let shared = std::sync::Arc::new(parking_lot::Mutex::new(Some(candidates)));
-    let theirs = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("driftdb-index-load".into())
-        .spawn(move || theirs.lock().take().map(decode).unwrap_or_default());
-    match spawned {
-        Ok(handle) => Decoding::Thread(handle),
-        Err(_) => Decoding::Here(shared.lock().take().unwrap_or_default()),
-    }
-}
-
-impl Decoding {
-    /// The decoded files (a thread that panicked gave none: every deferred index is built
-    /// from the chains).
-    pub(crate) fn join(self) -> Vec<Decoded> {
-        match self {
-            Decoding::Thread(handle) => handle.join().unwrap_or_default(),
-            Decoding::Here(candidates) => decode(candidates),
-        }
-    }
+/// Whether `a` and `b` list the same paths, each once, in any order.
+fn same_set(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
+    a.len() == b.len() && a.iter().all(|p| b.contains(p))
 }
 
 /// After the replay: give every deferred table of `state` its indexes, from its decoded files
@@ -246,7 +217,7 @@ pub(crate) fn install(
         for (path, header, index) in decoded.remove(&name).unwrap_or_default() {
             match index {
                 Err(e) => why = why.or(Some(format!("{}: not used: {e}", path.display()))),
-                Ok(_) if header.identity != identity || header.paths != paths => {
+                Ok(_) if header.identity != identity || !same_set(&header.paths, &paths) => {
                     why = why.or(Some(format!(
                         "{}: not used: its header does not name the table as the segments \
                          rebuild it",
@@ -273,7 +244,10 @@ pub(crate) fn install(
                 .map(|path| crate::index::build(path, &t.rows))
                 .collect::<Result<_>>()?;
         } else {
+            // In the replay's order (a fold in a running database may have listed the same
+            // paths in another order).
             files.loaded += loaded.len();
+            loaded.sort_by_key(|i| paths.iter().position(|p| *p == i.path));
             t.indexes = loaded;
         }
     }

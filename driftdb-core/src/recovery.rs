@@ -259,9 +259,6 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         &mut index_files.notes,
     );
     state.index_deferred = candidates.keys().cloned().collect();
-    // Decoded on a thread of their own while the replay runs (about 30 ms of work for a
-    // million ranges; the replay saves several times that).
-    let decoding = crate::index_files::decode_in_background(candidates);
     let cp_path = root.join(CHECKPOINT_FILE);
     // Seqs below a retention horizon may have lost all their events to the fold (see
     // `retention.rs`): they are installed empty, with the commit time of the seq before.
@@ -328,7 +325,8 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             t.horizon = set.horizon;
         }
     }
-    let decoded = decoding.join();
+    // Decoded now (about 30 ms for a million ranges; the replay saved several times that).
+    let decoded = crate::index_files::decode(candidates);
     crate::index_files::install(&mut state, decoded, &mut index_files)?;
     // The chains and index lists grew by doubling while they were read; give the room back.
     for t in state.tables.values_mut() {

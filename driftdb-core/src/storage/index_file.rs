@@ -44,11 +44,11 @@
 //!
 //! **Invariants**, all checked on read (any failure is `Corrupt { file, offset }`): the magic,
 //! the version and the compression are known; the CRC matches (checked before anything else
-//! is decoded); the names fit in the file and are UTF-8; `position` names one of `paths`; the
-//! body decompresses to exactly `body_len` bytes and is read to its last byte; keys are
-//! distinct; every key id names a key; no key holds one value in two open ranges; every range
-//! has `from <= to` (a value a transaction set and changed again is an empty range) and lies
-//! at or before `table_seq`, which is at or before `db_seq`; a float
+//! is decoded); the names fit in the file and are UTF-8, no path listed twice; `position`
+//! names one of `paths`; the body decompresses to exactly `body_len` bytes and is read to its
+//! last byte; keys are distinct; every key id names a key; no key holds one value in two open
+//! ranges; every range has `from <= to` (a value a transaction set and changed again is an
+//! empty range) and lies at or before `table_seq`, which is at or before `db_seq`; a float
 //! value is not one that the index keys as an integer.
 //!
 //! **Recovery rules.** An index file is derived state, never trusted over the segments. The
@@ -57,7 +57,7 @@
 //! of the table after the file's seq), the same retention horizon, `db_seq` at or before the
 //! checkpoint, one file per listed path; then the replay skips the table's index upkeep, and
 //! after the replay the header must also match the table it rebuilt (incarnation, newest
-//! schema, counts of keys and versions, the list of index paths in the replay's order). Any
+//! schema, counts of keys and versions, the same set of index paths). Any
 //! mismatch, a missing, stale, damaged, truncated or newer-version file: the index is built
 //! from the version chains instead, and why is recorded (`Database::index_file_notes`).
 //! Never an open failure.
@@ -425,7 +425,11 @@ pub(crate) fn read(path: &Path, data: Vec<u8>) -> Result<IndexFile> {
     let mut paths = Vec::with_capacity(n_paths);
     for _ in 0..n_paths {
         let n_fields = r.count(1)?;
-        let path = (0..n_fields).map(|_| r.str().map(str::to_owned)).collect::<Result<_>>()?;
+        let path: Vec<String> =
+            (0..n_fields).map(|_| r.str().map(str::to_owned)).collect::<Result<_>>()?;
+        if paths.contains(&path) {
+            return Err(r.corrupt("an index path listed twice"));
+        }
         paths.push(path);
     }
     if r.remaining() != 0 {
