@@ -306,7 +306,11 @@ impl Database {
         self.state.read().commit_time(seq)
     }
 
-    /// Checkpoint and release the database, reporting any error of the final checkpoint.
+    /// Checkpoint and release the database, reporting any error of the final checkpoint. Then
+    /// write the index files (`tables/<t>/indexes/*.idx`) of the tables that changed since
+    /// theirs were written, so the next open loads the indexes instead of rebuilding them: an
+    /// error there is reported too, but every commit is durable by then, nothing is poisoned,
+    /// and the next open rebuilds what the file would have held.
     pub fn close(self) -> Result<()> {
         self.shutdown()
     }

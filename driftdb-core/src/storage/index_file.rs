@@ -1,6 +1,6 @@
 //! Index files: `tables/<table>/indexes/<field>.idx`, one secondary index of one table (see
-//! [`crate::index`]) as it stood at one database seq, so an open can load it instead of
-//! rebuilding it during the replay. `<field>` is the dotted field path with every byte other
+//! `index.rs`) as it stood at one database seq, so an open can load it instead of rebuilding
+//! it during the replay. `<field>` is the dotted field path with every byte other
 //! than ASCII letters, digits, `_`, `-` and `.` (and a leading `.`) written `%XX`; a name that
 //! would pass [`FILE_NAME_BYTES_MAX`] is `~<16 hex digits of its SHA-256>.idx` instead. The
 //! header names the table and the path in full either way.
@@ -248,12 +248,17 @@ fn encode_body(index: &FieldIndex) -> Vec<u8> {
 /// The bytes of the index file of `index` with `header`.
 pub(crate) fn encode(header: &IndexHeader, index: &FieldIndex) -> Result<Vec<u8>> {
     let raw = encode_body(index);
-    let (compression, body) = if raw.len() >= COMPRESS_MIN_BYTES {
-        let packed = zstd::bulk::compress(&raw, ZSTD_LEVEL)
-            .map_err(|e| Error::invalid(format!("compressing an index file: {e}")))?;
-        if packed.len() < raw.len() / 4 * 3 { (1u8, packed) } else { (0u8, raw.clone()) }
-    } else {
-        (0u8, raw.clone())
+    let raw_len = raw.len() as u64;
+    let packed = match raw.len() >= COMPRESS_MIN_BYTES {
+        true => Some(
+            zstd::bulk::compress(&raw, ZSTD_LEVEL)
+                .map_err(|e| Error::invalid(format!("compressing an index file: {e}")))?,
+        ),
+        false => None,
+    };
+    let (compression, body) = match packed {
+        Some(packed) if packed.len() < raw.len() / 4 * 3 => (1u8, packed),
+        _ => (0u8, raw),
     };
     let mut names = Vec::new();
     put_str(&mut names, &header.table);
@@ -269,7 +274,7 @@ pub(crate) fn encode(header: &IndexHeader, index: &FieldIndex) -> Result<Vec<u8>
     out.extend_from_slice(&INDEX_MAGIC);
     out.extend_from_slice(&INDEX_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&[compression, 0, 0, 0]);
-    out.extend_from_slice(&(raw.len() as u64).to_le_bytes());
+    out.extend_from_slice(&raw_len.to_le_bytes());
     for n in [
         header.db_seq,
         id.created_seq,
