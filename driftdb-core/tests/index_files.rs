@@ -29,7 +29,7 @@ fn schema() -> TableSchema {
 fn values() -> Vec<Value> {
     ["new", "paid", "shipped"]
         .iter()
-        .map(|s| Value::String((*s).into()))
+        .map(|s| v(json!(s)))
         .chain([Value::Int(0), Value::Int(2), Value::Float(2.0), Value::Null])
         .collect()
 }

@@ -575,8 +575,8 @@ fn table_schema() -> TableSchema {
 fn probes() -> Vec<Value> {
     let mut probes: Vec<Value> = vec![Value::Bool(true), Value::Bool(false), Value::Float(0.5)];
     probes.extend((-2..3).map(Value::Int));
-    probes.extend(["x", "y", ""].map(|s| Value::String(s.to_owned())));
-    probes.push(Value::Array(vec![Value::Int(1), Value::String("s".to_owned())]));
+    probes.extend(["x", "y", ""].map(|s| Value::from(serde_json::json!(s))));
+    probes.push(Value::from(serde_json::json!([1, "s"])));
     probes.push(Value::Null);
     probes
 }

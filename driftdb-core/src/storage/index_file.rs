@@ -365,8 +365,8 @@ impl<'a> Reader<'a> {
                 }
                 IndexValue::Float(bits)
             }
-            4 => IndexValue::Str(self.str()?.to_owned()),
-            5 => IndexValue::Other(self.str()?.to_owned()),
+            4 => IndexValue::Str(self.str()?.into()),
+            5 => IndexValue::Other(self.str()?.into()),
             tag => return Err(self.corrupt(format!("unknown value tag {tag}"))),
         })
     }
