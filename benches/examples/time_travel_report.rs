@@ -96,6 +96,8 @@ fn history(root: &Path, events: u64, rebuild_all: bool) -> Res<Built> {
 
 fn print_probe(probe: &MemoryProbe) {
     println!("open_ms={}", probe.open_ms);
+    println!("index_files_loaded={}", probe.index_files_loaded);
+    println!("close_ms={}", probe.close_ms);
     let show = |name: &str, r: Resident| {
         println!("{name}_rss_bytes={}", r.now.unwrap_or(0));
         println!("{name}_peak_bytes={}", r.peak.unwrap_or(0));
@@ -129,6 +131,8 @@ fn probe_in_child(dir: &Path, scan: bool) -> Res<MemoryProbe> {
     let after_scan = scan.then(|| resident("after_scan"));
     Ok(MemoryProbe {
         open_ms: value("open_ms").unwrap_or(0),
+        index_files_loaded: value("index_files_loaded").unwrap_or(0),
+        close_ms: value("close_ms").unwrap_or(0),
         after_open: resident("after_open"),
         after_scan,
         scanned_rows: value("scanned_rows").unwrap_or(0),

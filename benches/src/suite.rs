@@ -334,6 +334,11 @@ pub struct MemoryProbe {
     pub after_scan: Option<Resident>,
     /// Rows the scan returned.
     pub scanned_rows: u64,
+    /// How long `Database::close` took, in milliseconds (its final checkpoint, and the index
+    /// files of every table whose files on disk are not current).
+    pub close_ms: u64,
+    /// Index files the open loaded instead of rebuilding their indexes.
+    pub index_files_loaded: u64,
 }
 
 /// Open `built`'s DriftDB (nothing else: this is meant to run in a fresh process), measure,
@@ -343,7 +348,9 @@ pub fn memory_probe(built: &Built, scan: bool) -> Result<MemoryProbe> {
     let db = Database::open(built.driftdb_dir())?;
     let open_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let after_open = resident();
-    let mut probe = MemoryProbe { open_ms, after_open, ..MemoryProbe::default() };
+    let index_files_loaded = db.index_files_loaded() as u64;
+    let mut probe =
+        MemoryProbe { open_ms, after_open, index_files_loaded, ..MemoryProbe::default() };
     if scan {
         crate::memory::reset_peak();
         // What `driftdb export --as-of` runs: the streamed scan from the nearest snapshot (or
@@ -354,7 +361,9 @@ pub fn memory_probe(built: &Built, scan: bool) -> Result<MemoryProbe> {
         }
         probe.after_scan = Some(resident());
     }
+    let start = Instant::now();
     db.close()?;
+    probe.close_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(probe)
 }
 

@@ -398,3 +398,37 @@ fn inspect_lists_a_snapshot_entry_by_entry_and_past_a_damaged_block() {
     assert!(report["blocks"][0]["error"].as_str().unwrap().contains("CRC"), "{report}");
     assert_eq!(json_err(&out)["kind"], "corrupt");
 }
+
+#[test]
+fn verify_checks_index_files_and_calls_damage_there_a_warning() {
+    let t = TestDb::empty();
+    let db = t.open();
+    let mut schema = driftdb_core::TableSchema::new("id");
+    schema.indexes.push(vec!["status".into()]);
+    db.create_table("orders", schema).unwrap();
+    let mut tx = db.begin();
+    for (id, status) in [("o1", "new"), ("o2", "paid"), ("o3", "new")] {
+        tx.insert("orders", serde_json::json!({"id": id, "status": status}).into()).unwrap();
+    }
+    tx.commit().unwrap();
+    drop(db); // a clean close writes the index file
+    let rel = "tables/orders/indexes/status.idx";
+    let out = driftdb(&["verify", "-d", t.d(), "--format", "json"]);
+    assert_code(&out, 0);
+    let report = json_out(&out);
+    let file = report["files"].as_array().unwrap().iter().find(|f| f["file"] == rel);
+    assert_eq!(file.unwrap()["kind"], "index", "{report}");
+    assert_eq!(file.unwrap()["problems"].as_array().unwrap().len(), 0, "{report}");
+
+    flip(&t.dir.join(rel), 30);
+    let out = driftdb(&["verify", "-d", t.d(), "--format", "json"]);
+    let report = json_out(&out);
+    let file = report["files"].as_array().unwrap().iter().find(|f| f["file"] == rel);
+    let problem = &file.unwrap()["problems"][0];
+    assert_eq!(problem["severity"], "warning", "{report}");
+    assert!(problem["message"].as_str().unwrap().contains("rebuilds the index"), "{problem}");
+    assert_eq!(report["errors"], 0, "{report}");
+    // The database opens; the index is rebuilt and answers.
+    let out = driftdb(&["sql", "-d", t.d(), "-e", "SELECT * FROM orders WHERE status = 'new'"]);
+    assert_code(&out, 0);
+}

@@ -668,8 +668,14 @@ impl Database {
         }
         let (seq, unix_ms) = (queue.durable_seq, queue.durable_ms);
         drop(queue);
-        let mut io = self.io.lock();
-        io.checkpoint(self, seq, unix_ms)
+        self.io.lock().checkpoint(self, seq, unix_ms)?;
+        // Every commit is in the segments now: the index files are derived from them, and a
+        // failure to write one loses nothing (the next open rebuilds the index).
+        if let Err(e) = crate::index_files::write_all(self) {
+            self.index_files.lock().notes.push(format!("index files not written: {e}"));
+            return Err(e);
+        }
+        Ok(())
     }
 }
 

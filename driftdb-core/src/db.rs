@@ -187,6 +187,8 @@ pub struct Database {
     pub(crate) open_txns: std::sync::atomic::AtomicUsize,
     /// Test hooks (feature `test-hooks`; inert without it).
     pub(crate) hooks: crate::hooks::Hooks,
+    /// The index files known to be current, and notes on the ones the open did not use.
+    pub(crate) index_files: Mutex<crate::index_files::IndexFiles>,
     pub(crate) _lock: Box<dyn FsLock>,
 }
 
@@ -304,7 +306,11 @@ impl Database {
         self.state.read().commit_time(seq)
     }
 
-    /// Checkpoint and release the database, reporting any error of the final checkpoint.
+    /// Checkpoint and release the database, reporting any error of the final checkpoint. Then
+    /// write the index files (`tables/<t>/indexes/*.idx`) of the tables that changed since
+    /// theirs were written, so the next open loads the indexes instead of rebuilding them: an
+    /// error there is reported too, but every commit is durable by then, nothing is poisoned,
+    /// and the next open rebuilds what the file would have held.
     pub fn close(self) -> Result<()> {
         self.shutdown()
     }

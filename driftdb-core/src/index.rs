@@ -17,9 +17,11 @@
 //!   old incarnation open); readers re-check every candidate against the document they read,
 //!   so results are exact.
 //!
-//! Index structures are derived: they live in memory and are rebuilt from the version chains
-//! when the database opens. Numbers are keyed by value, so `1` and `1.0` are the same key, as
-//! `=` treats them; missing and null values are not indexed (`= NULL` is never true).
+//! Index structures are derived: they live in memory, are written to index files at a clean
+//! close and loaded from them on open when they match the segments, and are rebuilt from the
+//! version chains otherwise (`index_files.rs`, `storage/index_file.rs`). Numbers are keyed by
+//! value, so `1` and `1.0` are the same key, as `=` treats them; missing and null values are
+//! not indexed (`= NULL` is never true).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -83,12 +85,19 @@ pub(crate) fn indexed(doc: Option<&Value>, path: &[String]) -> Option<IndexValue
 pub(crate) type KeyId = usize;
 
 /// A seq range `[from, to)` in which `key` held a value, ended by a later version.
-#[derive(Debug, Clone)]
-struct Closed {
-    key: KeyId,
-    from: u64,
-    to: u64,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Closed {
+    pub key: KeyId,
+    pub from: u64,
+    pub to: u64,
 }
+
+/// The set of keys of a [`FieldIndex`], numbered in insertion order.
+pub(crate) type KeySet = IndexSet<Key, foldhash::fast::RandomState>;
+/// value → key → the start of the key's open range.
+pub(crate) type LiveMap = HashMap<IndexValue, HashMap<KeyId, u64>>;
+/// value → the ranges that ended, in the order they ended.
+pub(crate) type ClosedMap = HashMap<IndexValue, Vec<Closed>>;
 
 /// The index of one field path.
 #[derive(Debug, Clone)]
@@ -96,18 +105,18 @@ pub(crate) struct FieldIndex {
     /// The field path, split at dots.
     pub path: Vec<String>,
     /// Every key the index has seen, once (never removed: ended ranges refer to them).
-    keys: IndexSet<Key, foldhash::fast::RandomState>,
+    keys: KeySet,
     /// value → key → the start of the key's open range `[from, ∞)`.
-    live: HashMap<IndexValue, HashMap<KeyId, u64>>,
+    live: LiveMap,
     /// value → the ranges in which keys held the value before, in the order they ended
     /// (a list, not a map: it is only ever appended to, and read whole by a lookup).
-    closed: HashMap<IndexValue, Vec<Closed>>,
+    closed: ClosedMap,
     /// The largest `to` of any closed range: a lookup at or after it needs only `live`.
     closed_until: u64,
 }
 
 impl FieldIndex {
-    fn new(path: Vec<String>) -> Self {
+    pub(crate) fn new(path: Vec<String>) -> Self {
         FieldIndex {
             path,
             keys: IndexSet::default(),
@@ -115,6 +124,23 @@ impl FieldIndex {
             closed: HashMap::default(),
             closed_until: 0,
         }
+    }
+
+    /// An index made of its parts, as an index file holds them (`storage/index_file.rs`,
+    /// which checked that every range names a key of `keys`).
+    pub(crate) fn from_parts(
+        path: Vec<String>,
+        keys: KeySet,
+        live: LiveMap,
+        closed: ClosedMap,
+    ) -> Self {
+        let closed_until = closed.values().flatten().map(|c| c.to).max().unwrap_or(0);
+        FieldIndex { path, keys, live, closed, closed_until }
+    }
+
+    /// The parts of the index, as an index file stores them: keys, open and ended ranges.
+    pub(crate) fn parts(&self) -> (&KeySet, &LiveMap, &ClosedMap) {
+        (&self.keys, &self.live, &self.closed)
     }
 
     /// The number of `key`, given it the first time.
@@ -269,18 +295,23 @@ pub(crate) fn sync(
         if indexes.iter().any(|i| i.path == path) {
             continue;
         }
-        let mut index = FieldIndex::new(path);
-        for (key, chain) in rows {
-            let mut previous: Option<Arc<Value>> = None;
-            chain.walk(|version, doc| {
-                index.on_version(key, previous.as_deref(), doc.map(|d| &**d), version.seq);
-                previous = doc.cloned();
-                Ok(())
-            })?;
-        }
-        indexes.push(index);
+        indexes.push(build(path, rows)?);
     }
     Ok(())
+}
+
+/// The index of `path` built from every version of `rows`.
+pub(crate) fn build(path: Vec<String>, rows: &BTreeMap<Key, Chain>) -> Result<FieldIndex> {
+    let mut index = FieldIndex::new(path);
+    for (key, chain) in rows {
+        let mut previous: Option<Arc<Value>> = None;
+        chain.walk(|version, doc| {
+            index.on_version(key, previous.as_deref(), doc.map(|d| &**d), version.seq);
+            previous = doc.cloned();
+            Ok(())
+        })?;
+    }
+    Ok(index)
 }
 
 #[cfg(test)]

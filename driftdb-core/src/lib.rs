@@ -69,6 +69,7 @@ mod error;
 mod event;
 mod hooks;
 mod index;
+mod index_files;
 mod isolation;
 pub mod limits;
 mod msgpack;

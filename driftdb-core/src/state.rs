@@ -54,6 +54,9 @@ pub(crate) struct State {
     pub commit_ms: Vec<u64>,
     /// The seq of the last CREATE, ALTER or DROP, and its table (for conflict checks).
     pub last_ddl: (u64, String),
+    /// Tables whose indexes the open's replay does not keep: they come from index files
+    /// once it ends (see `index_files.rs`). Empty outside an open.
+    pub index_deferred: foldhash::HashSet<String>,
 }
 
 /// A validated change, ready to install at a seq.
@@ -563,7 +566,9 @@ impl State {
                     } else {
                         table.schemas.last().map_or(seq, |s| s.created_seq)
                     };
-                    if let Some(schema) = &change.schema {
+                    if let Some(schema) = &change.schema
+                        && !self.index_deferred.contains(&*event.table)
+                    {
                         crate::index::sync(&mut table.indexes, schema, &table.rows)?;
                     }
                     table.schemas.push(SchemaVersion { seq, schema: change.schema, created_seq });

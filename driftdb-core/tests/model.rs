@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use driftdb_core::storage::fs::Fs;
 use driftdb_core::storage::sim::SimFs;
 use driftdb_core::{
     AsOf, ChangeKind, CommitInfo, ConflictKind, Database, Error, HistoryEntry, Key, Map, Options,
@@ -66,8 +67,10 @@ enum PkInPatch {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reopen {
-    /// `close()` then open.
+    /// `close()` then open (which loads the index files the close wrote).
     Clean,
+    /// `close()`, remove every index file, then open (which rebuilds the indexes).
+    CleanWithoutIndexFiles,
     /// Open what the process wrote, without the final checkpoint (simulated fs only).
     ProcessCrash,
     /// Open only what was fsynced (simulated fs only).
@@ -232,7 +235,12 @@ fn op() -> impl Strategy<Value = Op> {
         3 => a_write().prop_map(Op::Concurrent),
         4 => Just(Op::Commit),
         1 => Just(Op::Rollback),
-        1 => prop_oneof![Just(Reopen::Clean), Just(Reopen::ProcessCrash), Just(Reopen::PowerCut)]
+        1 => prop_oneof![
+            Just(Reopen::Clean),
+            Just(Reopen::CleanWithoutIndexFiles),
+            Just(Reopen::ProcessCrash),
+            Just(Reopen::PowerCut)
+        ]
             .prop_map(Op::Reopen),
         1 => Just(Op::Tick),
     ]
@@ -556,6 +564,50 @@ fn has_field_a(doc: &Value) -> bool {
     doc.get("a").is_some()
 }
 
+/// Every table's schema: indexes on `a` and on `b.x` (so lookups are checked too).
+fn table_schema() -> TableSchema {
+    let mut schema = TableSchema::new("id");
+    schema.indexes.push(vec!["a".into(), "b.x".into()]);
+    schema
+}
+
+/// Values to look up through the indexes.
+fn probes() -> Vec<Value> {
+    let mut probes: Vec<Value> = vec![Value::Bool(true), Value::Bool(false), Value::Float(0.5)];
+    probes.extend((-2..3).map(Value::Int));
+    probes.extend(["x", "y", ""].map(|s| Value::from(serde_json::json!(s))));
+    probes.push(Value::from(serde_json::json!([1, "s"])));
+    probes.push(Value::Null);
+    probes
+}
+
+/// Indexed lookups of `name` at the snapshot's seq equal the model's rows holding the value.
+fn check_lookups(
+    snap: &driftdb_core::Snapshot<'_>,
+    name: &str,
+    rows: &BTreeMap<Key, Value>,
+) -> TestResult {
+    for field in ["a", "b.x"] {
+        let at = |d: &Value| -> Option<Value> {
+            field.split('.').try_fold(d, |d, name| d.get(name)).cloned()
+        };
+        for probe in probes() {
+            let found = ok(snap.lookup(name, field, &probe), "lookup")?;
+            let want = rows_of(rows, |d| probe != Value::Null && at(d).as_ref() == Some(&probe));
+            prop_assert_eq!(
+                found,
+                Some(want),
+                "{} = {} in {} at seq {}",
+                field,
+                probe,
+                name,
+                snap.seq()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Scans of every table at the snapshot's seq equal the model at `seq`.
 fn check_scans(snap: &driftdb_core::Snapshot<'_>, model: &Model, seq: u64) -> TestResult {
     let state = model.state(seq);
@@ -568,6 +620,7 @@ fn check_scans(snap: &driftdb_core::Snapshot<'_>, model: &Model, seq: u64) -> Te
                 prop_assert_eq!(all, rows_of(rows, |_| true), "scan of {} at seq {}", name, seq);
                 let some = ok(snap.scan(name, has_field_a), "scan")?;
                 prop_assert_eq!(some, rows_of(rows, has_field_a), "filtered scan of {}", name);
+                check_lookups(snap, name, rows)?;
             }
             None => {
                 let scan = snap.scan(name, |_| true);
@@ -734,10 +787,37 @@ impl Backend {
                 drop(db);
                 *self = Backend::Sim(image);
             }
+            (_, Reopen::CleanWithoutIndexFiles) => {
+                ok(db.close(), "close")?;
+                self.remove_index_files();
+                let db = self.open(small_files)?;
+                prop_assert_eq!(db.index_files_loaded(), 0);
+                return Ok(db);
+            }
             // A real directory can only be closed cleanly.
-            _ => ok(db.close(), "close")?,
+            _ => {
+                ok(db.close(), "close")?;
+                let db = self.open(small_files)?;
+                // Every index file the close wrote names its table as the open rebuilt it.
+                prop_assert_eq!(db.index_file_notes(), Vec::<String>::new());
+                return Ok(db);
+            }
         }
         self.open(small_files)
+    }
+
+    /// Remove every table's index files (`tables/<t>/indexes/*.idx`).
+    fn remove_index_files(&self) {
+        let fs: Arc<dyn Fs> = match self {
+            Backend::Os(_) => Arc::new(driftdb_core::storage::fs::OsFs),
+            Backend::Sim(fs) => Arc::new(fs.clone()),
+        };
+        for table in TABLES {
+            let dir = self.path().join("tables").join(table).join("indexes");
+            for name in fs.list(&dir).unwrap_or_default() {
+                fs.remove_file(&dir.join(name)).unwrap();
+            }
+        }
     }
 }
 
@@ -827,7 +907,7 @@ fn apply_write(db: &Database, model: &Model, o: &mut Open<'_>, write: &Write) ->
         }
         Write::SoftDelete { key, .. } => o.tx.soft_delete(name, key.clone()).map(|()| true),
         Write::DropTable => o.tx.drop_table(name).map(|()| true),
-        Write::CreateTable => o.tx.create_table(name, TableSchema::new("id")).map(|()| true),
+        Write::CreateTable => o.tx.create_table(name, table_schema()).map(|()| true),
     };
     prop_assert_eq!(outcome(&got, name, key), want, "{:?}", write);
     prop_assert!(got.unwrap_or(true), "insert returned another key");
@@ -875,7 +955,7 @@ fn run(mut backend: Backend, small_files: bool, seed: u64, ops: &[Op]) -> TestRe
     let mut db = backend.open(small_files)?;
     check_db(&db, &model, &[0])?;
     for (t, name) in TABLES.iter().enumerate() {
-        let info = ok(db.create_table(name, TableSchema::new("id")), "create_table")?;
+        let info = ok(db.create_table(name, table_schema()), "create_table")?;
         let mut m = model.begin();
         prop_assert_eq!(m.create_table(t), Outcome::Ok);
         model.commit(m, info)?;

@@ -206,6 +206,8 @@ fn run(seed: u64, steps: usize, snapshots: bool) {
                 let before = answers(&db, &["a", "b"], &keys());
                 drop(db);
                 db = open(&fs, snapshots);
+                // The index files the close wrote after folds match the folded segments.
+                assert_eq!(db.index_file_notes(), Vec::<String>::new(), "seed {seed} step {step}");
                 let after = answers(&db, &["a", "b"], &keys());
                 assert_same(&before, &after, format!("seed {seed} step {step}: reopen"));
                 check(&db, &twin, h, &format!("seed {seed} step {step} after reopen"));
@@ -217,6 +219,8 @@ fn run(seed: u64, steps: usize, snapshots: bool) {
     let before = answers(&db, &["a", "b"], &keys());
     drop(db);
     let db = open(&fs, snapshots);
+    assert_eq!(db.index_file_notes(), Vec::<String>::new(), "seed {seed}: end");
+    assert!(db.index_files_loaded() >= 1, "seed {seed}: a's index file was not loaded");
     assert_same(&before, &answers(&db, &["a", "b"], &keys()), format!("seed {seed}: end"));
     check(&db, &twin, h, &format!("seed {seed}: end"));
 }

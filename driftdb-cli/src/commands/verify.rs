@@ -581,8 +581,13 @@ fn other_file(dir: &Path, path: &Path) -> FileCheck {
         return check;
     }
     let snapshot = parse_snapshot_name(name).is_some();
-    let mut check =
-        FileCheck::new(relative(dir, path), if snapshot { "snapshot" } else { "other" }, 0);
+    let index = name.ends_with(".idx");
+    let kind = match (snapshot, index) {
+        (true, _) => "snapshot",
+        (_, true) => "index",
+        _ => "other",
+    };
+    let mut check = FileCheck::new(relative(dir, path), kind, 0);
     let Some(data) = read(path, &mut check) else { return check };
     if FileKind::from_magic(&data).is_some() {
         if engine_verdict(&mut check, path, &data) {
@@ -591,6 +596,8 @@ fn other_file(dir: &Path, path: &Path) -> FileCheck {
         return check;
     }
     match check_file(path, &data) {
+        // An index file's ranges are not frames.
+        Ok(_) if index => {}
         Ok(n) => check.frames = n,
         Err(driftdb_core::Error::Corrupt { offset: 0, reason, .. })
             if reason.starts_with("not a DriftDB") =>
@@ -607,6 +614,14 @@ fn other_file(dir: &Path, path: &Path) -> FileCheck {
             format!(
                 "{reason}: reads do not use this snapshot (they replay from the segments); \
                  take a new one (driftdb snapshot) or remove the file"
+            ),
+        ),
+        Err(driftdb_core::Error::Corrupt { offset, reason, .. }) if index => check.add(
+            Severity::Warning,
+            Some(offset),
+            format!(
+                "{reason}: an index file is derived; the next open rebuilds the index from the \
+                 segments and the next close writes the file again"
             ),
         ),
         Err(driftdb_core::Error::Corrupt { offset, reason, .. }) => {

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod compressed;
 pub mod frame;
 pub mod fs;
+pub mod index_file;
 pub mod segment;
 pub mod segment_set;
 pub mod sim;
@@ -16,10 +17,10 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Check every frame of a WAL, segment, checkpoint or snapshot file held in memory, by the rules
+/// Check every frame of a WAL, segment, checkpoint, snapshot or index file held in memory, by the rules
 /// recovery uses (a WAL's torn tail is allowed; any other damage is an error with its offset).
-/// Returns the number of transactions (WAL), events (segment), tables (checkpoint) or
-/// entries (snapshot).
+/// Returns the number of transactions (WAL), events (segment), tables (checkpoint),
+/// entries (snapshot) or ranges (index file).
 /// Never panics on any input; the fuzz targets call it.
 pub fn check_file(path: &Path, data: &[u8]) -> Result<usize> {
     match data.get(..8) {
@@ -33,9 +34,12 @@ pub fn check_file(path: &Path, data: &[u8]) -> Result<usize> {
         Some(m) if m == snapshot::SNAPSHOT_MAGIC => {
             Ok(usize::try_from(snapshot::check_bytes(path, data)?.entries).unwrap_or(usize::MAX))
         }
-        _ => {
-            Err(Error::corrupt(path, 0, "not a DriftDB WAL, segment, checkpoint or snapshot file"))
-        }
+        Some(m) if m == index_file::INDEX_MAGIC => index_file::check_bytes(path, data),
+        _ => Err(Error::corrupt(
+            path,
+            0,
+            "not a DriftDB WAL, segment, checkpoint, snapshot or index file",
+        )),
     }
 }
 
