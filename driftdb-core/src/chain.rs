@@ -426,42 +426,48 @@ pub(crate) fn finish_all<K: Send + Sync>(
         }
         return Ok(());
     }
-    let mut rows = rows.into_iter();
-    loop {
-        let block: Vec<(K, Pending)> = rows.by_ref().take(threads * FINISH_BLOCK_ROWS).collect();
-        if block.is_empty() {
-            return Ok(());
-        }
-        let parts: Vec<&[(K, Pending)]> = block.chunks(FINISH_BLOCK_ROWS).collect();
-        let decode = |part: &[(K, Pending)]| -> Vec<Result<Value>> {
-            part.iter().map(|(_, p)| p.finish(arena)).collect()
+    // Keys and pendings apart, so that blocks are slices of one list (no list collected per
+    // block), and one output list per part, reused by every block: a scan allocates nothing
+    // per block but the documents.
+    let (keys, pendings): (Vec<K>, Vec<Pending>) = rows.into_iter().unzip();
+    let mut keys = keys.into_iter();
+    let mut outs: Vec<Vec<Result<Value>>> =
+        (0..threads).map(|_| Vec::with_capacity(FINISH_BLOCK_ROWS)).collect();
+    for block in pendings.chunks(threads * FINISH_BLOCK_ROWS) {
+        let decode = |part: &[Pending], out: &mut Vec<Result<Value>>| {
+            out.extend(part.iter().map(|p| p.finish(arena)));
         };
-        let docs: Vec<Vec<Result<Value>>> = std::thread::scope(|scope| {
-            let (first, rest) = parts.split_first().map_or((&[][..], &[][..]), |(f, r)| (*f, r));
-            // A part that gets no thread is decoded on this one.
-            let spawned: Vec<_> = rest
-                .iter()
-                .map(|part| {
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, move || decode(part))
-                        .map_err(|_| part)
+        outs.iter_mut().for_each(Vec::clear);
+        std::thread::scope(|scope| {
+            let mut parts = block.chunks(FINISH_BLOCK_ROWS).zip(outs.iter_mut());
+            let first = parts.next();
+            // A part whose thread could not start (or panicked) is short: decoded below.
+            let spawned: Vec<_> = parts
+                .filter_map(|(part, out)| {
+                    std::thread::Builder::new().spawn_scoped(scope, move || decode(part, out)).ok()
                 })
                 .collect();
-            let mut docs = vec![decode(first)];
-            for handle in spawned {
-                docs.push(match handle {
-                    Ok(handle) => handle.join().unwrap_or_else(|_| {
-                        vec![Err(Error::invalid("a scan's decoding thread panicked"))]
-                    }),
-                    Err(part) => decode(part),
-                });
+            if let Some((part, out)) = first {
+                decode(part, out);
             }
-            docs
+            for handle in spawned {
+                let _ = handle.join();
+            }
         });
-        for ((key, _), doc) in block.into_iter().zip(docs.into_iter().flatten()) {
-            keep(key, doc?)?;
+        for (part, out) in block.chunks(FINISH_BLOCK_ROWS).zip(outs.iter_mut()) {
+            if out.len() != part.len() {
+                out.clear();
+                decode(part, out);
+            }
+        }
+        for out in outs.iter_mut().take(block.len().div_ceil(FINISH_BLOCK_ROWS)) {
+            for doc in out.drain(..) {
+                let key = keys.next().ok_or_else(|| Error::invalid("a scan lost a row's key"))?;
+                keep(key, doc?)?;
+            }
         }
     }
+    Ok(())
 }
 
 /// A whole encoded document with the encoded patches merged in, in order (each straight from
