@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::answers::{Answers, answers, assert_same};
+use common::copy_dir;
 use driftdb_core::backup::{self, MANIFEST_FILE};
 use driftdb_core::{AsOf, Database, Error, Key, Options, TableSchema, Value};
 use serde_json::json;
@@ -218,19 +219,6 @@ fn a_backup_during_concurrent_transfers_restores_to_one_consistent_seq() {
             })
             .sum();
         assert_eq!(total, TOTAL, "backup {i}");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
     }
 }
 

@@ -20,21 +20,7 @@ fn check_all_seqs(db: &Database, field: &str, values: &[Value], seed: u64) {
             continue;
         }
         for value in values {
-            let scanned = snap
-                .scan("t", |d| {
-                    let got = field.split('.').try_fold(d, |d, name| d.get(name));
-                    let num = |x: &Value| match x {
-                        Value::Int(i) => Some(*i as f64),
-                        Value::Float(f) => Some(*f),
-                        _ => None,
-                    };
-                    match got {
-                        Some(g) if num(g).is_some() => num(g) == num(value),
-                        Some(g) => g == value && *value != Value::Null,
-                        None => false,
-                    }
-                })
-                .unwrap();
+            let scanned = common::scan_equal(&snap, field, value);
             let Some(found) = snap.lookup("t", field, value).unwrap() else {
                 continue;
             };

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::Rng;
+use common::{Rng, copy_dir};
 use driftdb_core::storage::sim::SimFs;
 use driftdb_core::{AsOf, Database, Options, Row, TableSchema, Value};
 use serde_json::json;
@@ -46,21 +46,7 @@ fn answers(db: &Database) -> Answers {
             for value in values() {
                 let found = snap.lookup("t", field, &value).ok().flatten();
                 if let Some(found) = &found {
-                    let scanned = snap
-                        .scan("t", |d| {
-                            let got = field.split('.').try_fold(d, |d, name| d.get(name));
-                            let num = |x: &Value| match x {
-                                Value::Int(i) => Some(*i as f64),
-                                Value::Float(f) => Some(*f),
-                                _ => None,
-                            };
-                            match got {
-                                Some(g) if num(g).is_some() => num(g) == num(&value),
-                                Some(g) => *g == value && value != Value::Null,
-                                None => false,
-                            }
-                        })
-                        .unwrap();
+                    let scanned = common::scan_equal(&snap, field, &value);
                     assert_eq!(*found, scanned, "{field} = {value} at seq {seq}");
                 }
                 out.push((seq, field, value, found));
@@ -106,19 +92,6 @@ fn index_files(db_dir: &Path) -> Vec<PathBuf> {
         std::fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
     files.sort();
     files
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A database with a history of `t` (and of another table `u`), closed cleanly.

@@ -4,6 +4,9 @@
 pub mod answers;
 
 use std::cell::Cell;
+use std::path::Path;
+
+use driftdb_core::{Row, Snapshot, Value};
 
 thread_local! {
     static ENCRYPTED: Cell<bool> = const { Cell::new(false) };
@@ -36,4 +39,35 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// Copy the directory tree `from` into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The rows of table `t` whose `field` (a dotted path) equals `value` as an index compares
+/// them (numbers by value, so 1 and 1.0 match; null matches nothing), found by a scan: what
+/// an indexed lookup must return.
+pub fn scan_equal(snap: &Snapshot, field: &str, value: &Value) -> Vec<Row> {
+    let num = |x: &Value| match x {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    snap.scan("t", |d| match field.split('.').try_fold(d, |d, name| d.get(name)) {
+        Some(g) if num(g).is_some() => num(g) == num(value),
+        Some(g) => g == value && *value != Value::Null,
+        None => false,
+    })
+    .unwrap()
 }
