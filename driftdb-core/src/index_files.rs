@@ -6,7 +6,9 @@
 //!    their CRC and header checked against what the segments hold (the table's last event,
 //!    its retention horizon, the checkpoint seq). A table whose files all pass, one per index
 //!    path they list, is *deferred*: the replay keeps no index for it (a schema change builds
-//!    none either; a unique check in a replayed schema transaction finds holders by a scan).
+//!    none either). A transaction with a schema event that writes to a deferred table with a
+//!    unique field, or alters it, checks unique fields and needs the index: that table gets
+//!    its indexes built from its chains first ([`undefer_for`]) and is no longer deferred.
 //! 2. After the replay the deferred tables' files are decoded ([`decode`], which checks their
 //!    bodies) and used ([`install`]) when their header names the table as the replay rebuilt
 //!    it; otherwise (or when a body did not decode) its indexes are built from the version
@@ -200,6 +202,35 @@ fn same_set(a: &[Vec<String>], b: &[Vec<String>]) -> bool {
     a.len() == b.len() && a.iter().all(|p| b.contains(p))
 }
 
+/// During the replay, before a transaction with a schema event is replayed through the
+/// committing path: that path checks unique fields, and a table whose indexes are deferred
+/// has none, so the check would read every row for each write (minutes of open for a large
+/// migration). A deferred table that such a transaction writes to, and that has a unique
+/// field or is altered by it, gets its indexes now, built from its chains, and keeps them up
+/// to date for the rest of the replay, like a table without files (its files are not used).
+pub(crate) fn undefer_for(state: &mut State, events: &[crate::event::Event]) -> Result<()> {
+    if state.index_deferred.is_empty() {
+        return Ok(());
+    }
+    for event in events {
+        let name = &*event.table;
+        if event.key.is_none() || !state.index_deferred.contains(name) {
+            continue;
+        }
+        let altered = events.iter().any(|e| e.key.is_none() && *e.table == *name);
+        let Some(t) = state.tables.get_mut(name) else { continue };
+        let schema = t.schemas.last().and_then(|s| s.schema.clone());
+        if !(altered || schema.as_ref().is_some_and(|s| !s.unique.is_empty())) {
+            continue;
+        }
+        if let Some(schema) = schema {
+            crate::index::sync(&mut t.indexes, &schema, &t.rows)?;
+        }
+        state.index_deferred.remove(name);
+    }
+    Ok(())
+}
+
 /// After the replay: give every deferred table of `state` its indexes, from its decoded files
 /// when they name the table as the replay rebuilt it, else built from its version chains.
 pub(crate) fn install(
@@ -272,7 +303,10 @@ pub(crate) fn write_all(db: &Database) -> Result<usize> {
         let paths: Vec<Vec<String>> = t.indexes.iter().map(|i| i.path.clone()).collect();
         let mut wanted = Vec::new();
         for (position, index) in t.indexes.iter().enumerate() {
-            let file = index_file::file_name(&index.path);
+            let file = match db.encryption {
+                Some(_) => index_file::position_name(position),
+                None => index_file::file_name(&index.path),
+            };
             wanted.push(file.clone());
             let key = (name.clone(), file);
             if files.known.get(&key).is_some_and(|(i, p)| *i == identity && *p == paths) {

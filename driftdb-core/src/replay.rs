@@ -200,6 +200,7 @@ impl<'a> Replayer<'a> {
     ) -> std::result::Result<(), Failed> {
         self.flush(state)?;
         let failed = |error| Failed { seq, error };
+        crate::index_files::undefer_for(state, &events).map_err(failed)?;
         let (events, changes) = state.prepare(events).map_err(failed)?;
         state.install(seq, unix_ms, events, changes).map_err(failed)
     }

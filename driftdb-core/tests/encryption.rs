@@ -66,9 +66,12 @@ fn assert_no_plaintext(dir: &Path, needles: &[String]) -> usize {
     all_files(dir, &mut files);
     for file in &files {
         let data = std::fs::read(file).unwrap();
+        // Nor in a file's name (table names are visible, the needles are not table names).
+        let name = file.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
         for needle in needles {
             let found = data.windows(needle.len()).any(|w| w == needle.as_bytes());
             assert!(!found, "{needle} in plaintext in {}", file.display());
+            assert!(!name.contains(needle.as_str()), "{needle} in the file name {name}");
         }
     }
     files.len()
@@ -143,6 +146,9 @@ fn no_user_data_in_any_file() {
     let db = Database::open_with(&root, options(&k)).unwrap();
     let after = common::answers::answers(&db, &["people", "notes"], &keys());
     common::answers::assert_same(&before, &after, "reopened");
+    // The index file, sealed and named by position, was written at close and used.
+    assert!(root.join("tables/people/indexes/index-0.idx").exists());
+    assert_eq!((db.index_files_loaded(), db.index_file_notes()), (1, Vec::new()));
     // The sealed snapshots are read back: a streamed scan starts from them and answers like
     // the in-memory state.
     assert_eq!(db.snapshots("people").unwrap().len(), 2);

@@ -165,6 +165,13 @@ pub(crate) fn file_name(path: &[String]) -> String {
     name
 }
 
+/// The file name of the index at `position` in its table's list of index paths: what an
+/// encrypted database names its index files, so that the names do not show its field names
+/// (the files themselves are sealed like every other file).
+pub(crate) fn position_name(position: usize) -> String {
+    format!("index-{position}{INDEX_EXTENSION}")
+}
+
 fn zigzag(i: i64) -> u64 {
     ((i << 1) ^ (i >> 63)) as u64
 }
@@ -459,10 +466,20 @@ impl IndexFile {
         let (data, base) = match self.compression {
             0 => (&self.body[..], self.body_offset),
             _ => {
-                let cap = usize::try_from(self.body_len).unwrap_or(usize::MAX);
-                raw = zstd::bulk::decompress(&self.body, cap).map_err(|e| {
+                // Streamed, so memory grows with what the body really holds (at most one byte
+                // past the length the header states, which the check below refuses), not
+                // with the length a damaged or crafted header claims.
+                use std::io::Read;
+                let fail = |e: std::io::Error| {
                     Error::corrupt(path, self.body_offset, format!("body does not decompress: {e}"))
-                })?;
+                };
+                let mut out = Vec::new();
+                zstd::stream::read::Decoder::new(&self.body[..])
+                    .map_err(fail)?
+                    .take(self.body_len.saturating_add(1))
+                    .read_to_end(&mut out)
+                    .map_err(fail)?;
+                raw = out;
                 // Offsets in a compressed body count from the start of the body.
                 (&raw[..], 0)
             }
@@ -521,7 +538,10 @@ impl IndexFile {
             let mut ranges = Vec::with_capacity(n);
             for _ in 0..n {
                 let (id, from, len) = (r.varint()?, r.varint()?, r.varint()?);
-                let to = from.checked_add(len).filter(|&to| to <= table_seq).unwrap_or(0);
+                let to = from
+                    .checked_add(len)
+                    .filter(|&to| to <= table_seq)
+                    .ok_or_else(|| r.corrupt("a range that ends after the table's last event"))?;
                 let key = check_range(&r, id, from, to)?;
                 ranges.push(Closed { key, from, to });
             }

@@ -146,3 +146,31 @@ fn file_names_are_safe_and_name_the_field() {
     assert!(long.starts_with('~') && long.len() == 1 + 16 + 4, "{long}");
     assert_ne!(long, name(&["y".repeat(300).as_str()]));
 }
+
+#[test]
+fn a_range_ending_after_the_tables_last_event_is_refused() {
+    // A key that held a value from seq 0 until seq 1,000: the file says the table's last
+    // event is seq 300.
+    let mut index = FieldIndex::new(vec!["a".into(), "b".into()]);
+    let doc = Value::from(serde_json::json!({"a": {"b": 1}}));
+    index.on_version(&Key::Int(1), None, Some(&doc), 0);
+    index.on_version(&Key::Int(1), Some(&doc), None, 1_000);
+    let file = read(Path::new("t.idx"), encode(&header(), &index).unwrap()).unwrap();
+    let err = file.decode(Path::new("t.idx")).unwrap_err();
+    assert!(err.to_string().contains("after the table's last event"), "{err}");
+}
+
+#[test]
+fn a_compressed_body_claiming_a_huge_length_is_refused() {
+    let bytes = encode(&header(), &sample()).unwrap();
+    let at = read(Path::new("t.idx"), bytes.clone()).unwrap().body_offset as usize;
+    let small = zstd::bulk::compress(b"not an index body", 1).unwrap();
+    let crafted = resealed(bytes, |b| {
+        b.truncate(at);
+        b.extend_from_slice(&small);
+        b[COMPRESSION_OFFSET] = 1;
+        b[BODY_LEN_OFFSET..BODY_LEN_OFFSET + 8].copy_from_slice(&(1u64 << 34).to_le_bytes());
+    });
+    let file = read(Path::new("t.idx"), crafted).unwrap();
+    assert!(matches!(file.decode(Path::new("t.idx")), Err(Error::Corrupt { .. })));
+}
