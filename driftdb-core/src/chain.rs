@@ -414,15 +414,16 @@ const FINISH_BLOCK_ROWS: usize = 4096;
 /// Finish every pending document of `rows` (a scan's, in key order) and give each, in order,
 /// to `keep`. Large scans decode on several threads, a block at a time, so that at most a
 /// block of documents waits for `keep` (which may drop most of them: a filter).
-pub(crate) fn finish_all<K: Send + Sync>(
+pub(crate) fn finish_all<K: Send + Sync, T: Send>(
     rows: Vec<(K, Pending)>,
     arena: &[u8],
-    mut keep: impl FnMut(K, Value) -> Result<()>,
+    make: impl Fn(Value) -> T + Sync,
+    mut keep: impl FnMut(K, T) -> Result<()>,
 ) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if threads <= 1 || rows.len() < 2 * FINISH_BLOCK_ROWS {
         for (key, pending) in rows {
-            keep(key, pending.finish(arena)?)?;
+            keep(key, make(pending.finish(arena)?))?;
         }
         return Ok(());
     }
@@ -431,11 +432,11 @@ pub(crate) fn finish_all<K: Send + Sync>(
     // per block but the documents.
     let (keys, pendings): (Vec<K>, Vec<Pending>) = rows.into_iter().unzip();
     let mut keys = keys.into_iter();
-    let mut outs: Vec<Vec<Result<Value>>> =
+    let mut outs: Vec<Vec<Result<T>>> =
         (0..threads).map(|_| Vec::with_capacity(FINISH_BLOCK_ROWS)).collect();
     for block in pendings.chunks(threads * FINISH_BLOCK_ROWS) {
-        let decode = |part: &[Pending], out: &mut Vec<Result<Value>>| {
-            out.extend(part.iter().map(|p| p.finish(arena)));
+        let decode = |part: &[Pending], out: &mut Vec<Result<T>>| {
+            out.extend(part.iter().map(|p| p.finish(arena).map(&make)));
         };
         outs.iter_mut().for_each(Vec::clear);
         std::thread::scope(|scope| {

@@ -347,28 +347,31 @@ impl<'db> Snapshot<'db> {
     /// Every live row for which `filter` returns true, in primary-key order.
     pub fn scan(&self, table: &str, mut filter: impl FnMut(&Value) -> bool) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
-        self.scan_with(table, |key, doc| {
-            if filter(&doc) {
-                rows.push(Row { key, doc });
-            }
-            Ok(())
-        })?;
+        self.scan_with(
+            table,
+            |doc| doc,
+            |key, doc| {
+                if filter(&doc) {
+                    rows.push(Row { key, doc });
+                }
+                Ok(())
+            },
+        )?;
         Ok(rows)
     }
 
-    /// Like [`Snapshot::scan`], but each document is shared instead of copied: a key's newest
-    /// document is shared with the engine's in-memory state (nothing to allocate, nothing to
-    /// free but a reference count); an older one is rebuilt once from its version chain.
-    /// Documents are immutable, so a shared one never changes under the caller.
+    /// Like [`Snapshot::scan`], but each document is behind an `Arc` (made on the thread that
+    /// decodes it), so the caller can share rows without copying them. Documents are
+    /// immutable, so a shared one never changes under the caller.
     pub fn scan_shared(
         &self,
         table: &str,
         mut filter: impl FnMut(&Value) -> bool,
     ) -> Result<Vec<SharedRow>> {
         let mut rows = Vec::new();
-        self.scan_with(table, |key, doc| {
+        self.scan_with(table, Arc::new, |key, doc| {
             if filter(&doc) {
-                rows.push(SharedRow { key, doc: Arc::new(doc) });
+                rows.push(SharedRow { key, doc });
             }
             Ok(())
         })?;
@@ -403,10 +406,16 @@ impl<'db> Snapshot<'db> {
     }
 
     /// Every live row of `table` at this seq, in key order, given to `keep`.
-    fn scan_with(&self, table: &str, keep: impl FnMut(Key, Value) -> Result<()>) -> Result<()> {
+    /// Each document is made into a `T` by `make` where it is decoded.
+    fn scan_with<T: Send>(
+        &self,
+        table: &str,
+        make: impl Fn(Value) -> T + Sync,
+        keep: impl FnMut(Key, T) -> Result<()>,
+    ) -> Result<()> {
         // Decoded on several threads when there are many.
         let (visible, arena) = self.pending_rows(table)?;
-        crate::chain::finish_all(visible, &arena, keep)
+        crate::chain::finish_all(visible, &arena, make, keep)
     }
 
     /// Every live row of `table` at this seq, in key order, with what its document is
