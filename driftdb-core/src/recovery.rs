@@ -250,7 +250,7 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
         .iter()
         .filter_map(|raw| Some((raw.name.to_string(), raw.events.last()?.seq)))
         .collect();
-    let candidates = crate::index_files::read_candidates(
+    let mut candidates = crate::index_files::read_candidates(
         fs,
         root,
         &table_ends,
@@ -325,7 +325,10 @@ fn load_segments(fs: &dyn Fs, root: &Path, cp: &Checkpoint) -> Result<Loaded> {
             t.horizon = set.horizon;
         }
     }
-    // Decoded now (about 30 ms for a million ranges; the replay saved several times that).
+    // Decoded now (about 30 ms for a million ranges; the replay saved several times that),
+    // only for the tables still deferred: one that a replayed schema transaction gave its
+    // indexes (`index_files::undefer_for`) has them already.
+    candidates.retain(|name, _| state.index_deferred.contains(name));
     let decoded = crate::index_files::decode(candidates);
     crate::index_files::install(&mut state, decoded, &mut index_files)?;
     // The chains and index lists grew by doubling while they were read; give the room back.
